@@ -1,0 +1,233 @@
+//! Events: what the peer did (returned by [`Connection::receive`] and the
+//! handshake) and what the caller wants to do (passed to `send`).
+//!
+//! Events borrow their data, from the caller's receive buffer when possible,
+//! so receiving a message copies nothing. Names follow the Python library's
+//! `wsproto.events`.
+//!
+//! [`Connection::receive`]: crate::Connection::receive
+
+use crate::close::CloseCode;
+
+/// One HTTP header: a name and its raw value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header<'a> {
+    /// The header name, compared case-insensitively.
+    pub name: &'a str,
+    /// The raw value.
+    pub value: &'a [u8],
+}
+
+impl<'a> Header<'a> {
+    /// A header from a name and a value.
+    #[must_use]
+    pub const fn new(name: &'a str, value: &'a [u8]) -> Self {
+        Self { name, value }
+    }
+}
+
+/// Everything that can happen on a WebSocket connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// A client asks to open a connection (received by servers, sent by
+    /// clients).
+    Request(Request<'a>),
+    /// The server accepted the opening handshake.
+    AcceptConnection(AcceptConnection<'a>),
+    /// The server refused the opening handshake; a body may follow as
+    /// [`RejectData`] events.
+    RejectConnection(RejectConnection<'a>),
+    /// Part of the body of a refusal.
+    RejectData(RejectData<'a>),
+    /// A close frame: the closing handshake began, or finished.
+    CloseConnection(CloseConnection<'a>),
+    /// A chunk of a text message.
+    TextMessage(TextMessage<'a>),
+    /// A chunk of a binary message.
+    BytesMessage(BytesMessage<'a>),
+    /// A ping frame, to be answered with its [`response`](Ping::response).
+    Ping(Ping<'a>),
+    /// A pong frame.
+    Pong(Pong<'a>),
+}
+
+/// The opening request of a client (RFC 6455 §4.1).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Request<'a> {
+    /// The `Host` header.
+    pub host: &'a str,
+    /// The request target, such as `/chat?room=1`.
+    pub target: &'a str,
+    /// Subprotocols offered, most preferred first.
+    pub subprotocols: &'a [&'a str],
+    /// Extension offers, each as it appears in `Sec-WebSocket-Extensions`.
+    pub extensions: &'a [&'a str],
+    /// Other headers of the request.
+    pub extra_headers: &'a [Header<'a>],
+}
+
+/// The server's acceptance of the opening handshake (RFC 6455 §4.2.2).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct AcceptConnection<'a> {
+    /// The subprotocol chosen from the client's offer.
+    pub subprotocol: Option<&'a str>,
+    /// Extensions accepted, as they appear in `Sec-WebSocket-Extensions`.
+    pub extensions: &'a [&'a str],
+    /// Other headers of the response.
+    pub extra_headers: &'a [Header<'a>],
+}
+
+/// A refusal of the opening handshake with an HTTP status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectConnection<'a> {
+    /// The HTTP status code, such as 400.
+    pub status_code: u16,
+    /// Response headers.
+    pub headers: &'a [Header<'a>],
+    /// Whether [`RejectData`] events carrying a body follow.
+    pub has_body: bool,
+}
+
+impl Default for RejectConnection<'_> {
+    fn default() -> Self {
+        Self {
+            status_code: 400,
+            headers: &[],
+            has_body: false,
+        }
+    }
+}
+
+/// A chunk of the body of a refused handshake.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectData<'a> {
+    /// The bytes of this chunk.
+    pub data: &'a [u8],
+    /// Whether this is the last chunk of the body.
+    pub body_finished: bool,
+}
+
+/// A close frame (RFC 6455 §5.5.1), or the end of the connection.
+///
+/// Received with code 1005 when the close frame had no status code, and with
+/// 1006 when the transport ended without a close frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseConnection<'a> {
+    /// The status code.
+    pub code: CloseCode,
+    /// The reason, at most 123 bytes of UTF-8 on the wire (longer reasons are
+    /// truncated on a character boundary when sent).
+    pub reason: &'a str,
+}
+
+impl<'a> CloseConnection<'a> {
+    /// A close event with a code and no reason.
+    #[must_use]
+    pub const fn new(code: CloseCode) -> Self {
+        Self { code, reason: "" }
+    }
+
+    /// The close frame that completes the closing handshake: the same code
+    /// and reason, as RFC 6455 §5.5.1 suggests.
+    #[must_use]
+    pub const fn response(&self) -> CloseConnection<'a> {
+        CloseConnection {
+            code: self.code,
+            reason: self.reason,
+        }
+    }
+}
+
+/// A chunk of a text message. The chunks of one message concatenate to
+/// valid UTF-8; each chunk is valid UTF-8 on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TextMessage<'a> {
+    /// The text of this chunk.
+    pub data: &'a str,
+    /// Whether this chunk ends a frame.
+    pub frame_finished: bool,
+    /// Whether this chunk ends the message.
+    pub message_finished: bool,
+}
+
+impl<'a> TextMessage<'a> {
+    /// A whole text message in one chunk.
+    #[must_use]
+    pub const fn new(data: &'a str) -> Self {
+        Self {
+            data,
+            frame_finished: true,
+            message_finished: true,
+        }
+    }
+}
+
+/// A chunk of a binary message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BytesMessage<'a> {
+    /// The bytes of this chunk.
+    pub data: &'a [u8],
+    /// Whether this chunk ends a frame.
+    pub frame_finished: bool,
+    /// Whether this chunk ends the message.
+    pub message_finished: bool,
+}
+
+impl<'a> BytesMessage<'a> {
+    /// A whole binary message in one chunk.
+    #[must_use]
+    pub const fn new(data: &'a [u8]) -> Self {
+        Self {
+            data,
+            frame_finished: true,
+            message_finished: true,
+        }
+    }
+}
+
+/// A ping frame (RFC 6455 §5.5.2), with at most 125 bytes of payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Ping<'a> {
+    /// Application data, echoed by the pong.
+    pub payload: &'a [u8],
+}
+
+impl<'a> Ping<'a> {
+    /// The pong that answers this ping, with the same payload (§5.5.3).
+    #[must_use]
+    pub const fn response(&self) -> Pong<'a> {
+        Pong {
+            payload: self.payload,
+        }
+    }
+}
+
+/// A pong frame (RFC 6455 §5.5.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Pong<'a> {
+    /// Application data.
+    pub payload: &'a [u8],
+}
+
+macro_rules! event_from {
+    ($($variant:ident),*) => {$(
+        impl<'a> From<$variant<'a>> for Event<'a> {
+            fn from(event: $variant<'a>) -> Self {
+                Self::$variant(event)
+            }
+        }
+    )*};
+}
+
+event_from!(
+    Request,
+    AcceptConnection,
+    RejectConnection,
+    RejectData,
+    CloseConnection,
+    TextMessage,
+    BytesMessage,
+    Ping,
+    Pong
+);

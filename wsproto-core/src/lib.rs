@@ -1,0 +1,40 @@
+//! A sans-I/O WebSocket protocol stack: RFC 6455 framing and handshakes,
+//! RFC 7692 permessage-deflate, and the pieces RFC 8441 needs for WebSockets
+//! over HTTP/2.
+//!
+//! The crate performs no I/O, reads no clock and no OS randomness. The caller
+//! moves bytes between the network and the library:
+//!
+//! 1. feed received bytes to [`Connection::receive`] (or to a
+//!    [`handshake::Handshake`] while the opening handshake runs);
+//! 2. handle the [`Event`] it returns, borrowed from the caller's buffer;
+//! 3. discard the bytes it reports as consumed;
+//! 4. send events with [`Connection::send`] into a caller-provided buffer.
+//!
+//! `#![no_std]` always; `alloc` (default) adds growable output, `deflate`
+//! (default) adds permessage-deflate, `std` adds runtime SIMD detection and
+//! `std::error::Error`.
+#![no_std]
+#![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod close;
+pub mod connection;
+pub mod error;
+pub mod event;
+pub mod extension;
+pub mod frame;
+pub mod handshake;
+pub mod random;
+pub mod utf8;
+
+pub use close::CloseCode;
+pub use connection::{Config, Connection, ConnectionState, Received, Role};
+pub use error::{BufferTooSmall, LocalProtocolError, RemoteProtocolError, SendError};
+pub use event::Event;
+pub use random::{NoRandom, RandomSource};

@@ -1,0 +1,1 @@
+//! Incremental UTF-8 validation across frame and buffer boundaries.
