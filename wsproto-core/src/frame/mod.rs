@@ -410,6 +410,7 @@ mod tests {
 
     /// RFC 6455 §5.7 example frames, decoded and re-encoded byte for byte.
     #[test]
+    #[allow(clippy::type_complexity)]
     fn rfc6455_5_7_headers_round_trip() {
         let cases: [(&[u8], bool, Opcode, Option<[u8; 4]>, u64); 7] = [
             (&[0x81, 0x05], true, Opcode::TEXT, None, 5),
