@@ -1,0 +1,121 @@
+//! Oracles shared by the fuzz targets.
+
+use wsproto_core::event::Event;
+use wsproto_core::{Config, Connection, RandomSource};
+
+/// An owned, chunking-independent view of an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ev {
+    /// A text message (or its unfinished part) and whether it finished.
+    Text(String, bool),
+    /// A binary message (or its unfinished part) and whether it finished.
+    Bytes(Vec<u8>, bool),
+    /// A ping.
+    Ping(Vec<u8>),
+    /// A pong.
+    Pong(Vec<u8>),
+    /// A close frame.
+    Close(u16, String),
+    /// A protocol error and its close code.
+    Error(u16),
+}
+
+fn push(events: &mut Vec<Ev>, event: &Event<'_>) {
+    let merged = match (events.last_mut(), event) {
+        (Some(Ev::Text(acc, false)), Event::TextMessage(m)) => {
+            acc.push_str(m.data);
+            Some(m.message_finished)
+        }
+        (Some(Ev::Bytes(acc, false)), Event::BytesMessage(m)) => {
+            acc.extend_from_slice(m.data);
+            Some(m.message_finished)
+        }
+        _ => None,
+    };
+    match (merged, events.last_mut()) {
+        (Some(done), Some(Ev::Text(_, finished) | Ev::Bytes(_, finished))) => *finished = done,
+        _ => events.push(match event {
+            Event::TextMessage(m) => Ev::Text(m.data.to_owned(), m.message_finished),
+            Event::BytesMessage(m) => Ev::Bytes(m.data.to_vec(), m.message_finished),
+            Event::Ping(p) => Ev::Ping(p.payload.to_vec()),
+            Event::Pong(p) => Ev::Pong(p.payload.to_vec()),
+            Event::CloseConnection(c) => Ev::Close(c.code.as_u16(), c.reason.to_owned()),
+            other => panic!("connection produced a handshake event: {other:?}"),
+        }),
+    }
+}
+
+/// Feed `input` to `conn` in pieces whose lengths come from `lengths`
+/// (cycled), through a buffer of `capacity` bytes, honouring the consumed
+/// count exactly as documented. Returns the merged events.
+pub fn feed<R: RandomSource>(
+    conn: &mut Connection<R>,
+    input: &[u8],
+    lengths: &[usize],
+    capacity: usize,
+) -> Vec<Ev> {
+    let mut events = Vec::new();
+    let mut buf = vec![0u8; capacity];
+    let (mut filled, mut fed, mut turn) = (0usize, 0usize, 0usize);
+    loop {
+        let want = lengths.get(turn % lengths.len().max(1)).copied().unwrap_or(usize::MAX).max(1);
+        turn += 1;
+        let n = want.min(capacity - filled).min(input.len() - fed);
+        buf[filled..filled + n].copy_from_slice(&input[fed..fed + n]);
+        filled += n;
+        fed += n;
+        loop {
+            let received = conn.receive(&mut buf[..filled]);
+            let consumed = received.consumed;
+            assert!(consumed <= filled, "consumed more than given");
+            let progressed = match received.event {
+                Ok(Some(event)) => {
+                    push(&mut events, &event);
+                    true
+                }
+                Ok(None) => false,
+                Err(err) => {
+                    let code = err.close_code().map_or(0, |c| c.as_u16());
+                    assert!(code != 0, "connection error without a close code");
+                    events.push(Ev::Error(code));
+                    return events;
+                }
+            };
+            buf.copy_within(consumed..filled, 0);
+            filled -= consumed;
+            if !progressed {
+                break;
+            }
+        }
+        if fed == input.len() {
+            return events;
+        }
+        assert!(filled < capacity, "a full buffer made no progress");
+    }
+}
+
+/// Drop the unfinished message right before an error: how much of it was
+/// delivered before the violation depends on how the input was split.
+pub fn normalize(mut events: Vec<Ev>) -> Vec<Ev> {
+    if matches!(events.last(), Some(Ev::Error(_))) {
+        let err = events.pop();
+        if matches!(events.last(), Some(Ev::Text(_, false) | Ev::Bytes(_, false))) {
+            events.pop();
+        }
+        events.extend(err);
+    }
+    events
+}
+
+/// A connection for the role and limits chosen by `selector`.
+pub fn connection(selector: u8) -> Connection<impl FnMut(&mut [u8])> {
+    let config = Config::default()
+        .max_frame_size(if selector & 2 != 0 { 300 } else { 1 << 20 })
+        .max_message_size(if selector & 4 != 0 { 500 } else { 1 << 20 });
+    let role = if selector & 1 != 0 {
+        wsproto_core::Role::Server
+    } else {
+        wsproto_core::Role::Client
+    };
+    Connection::new(role, config, |dest: &mut [u8]| dest.fill(0x5A))
+}
