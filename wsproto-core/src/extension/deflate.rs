@@ -91,7 +91,8 @@ const DECOMPRESSOR_HEAP: usize = size_of::<InflateState>();
 /// client.offer(&mut offer).unwrap();
 /// assert_eq!(offer, "permessage-deflate; client_max_window_bits");
 ///
-/// let mut server = PerMessageDeflate { server_no_context_takeover: true, ..Default::default() };
+/// let mut server = PerMessageDeflate::new();
+/// server.server_no_context_takeover = true;
 /// let mut answer = String::new();
 /// let offered = parse_extensions(&offer).next().unwrap().unwrap();
 /// assert!(server.accept(&offered, &mut answer).unwrap());
