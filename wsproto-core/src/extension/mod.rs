@@ -19,6 +19,9 @@ use core::fmt;
 
 use crate::error::RemoteProtocolError;
 
+#[cfg(feature = "deflate")]
+pub mod deflate;
+
 /// A WebSocket extension taking part in the opening handshake.
 ///
 /// The handshake asks a client's extensions for their offers, a server's to

@@ -1,0 +1,735 @@
+//! permessage-deflate (RFC 7692): negotiation with [`PerMessageDeflate`] and
+//! the per-connection streaming codec [`DeflateCodec`].
+//!
+//! The handshake runs [`PerMessageDeflate`] through the
+//! [`Extension`] trait; once it is [`enabled`](Extension::enabled),
+//! [`PerMessageDeflate::params`] gives the agreed [`DeflateParams`], from
+//! which the connection builds a [`DeflateCodec`] for its [`Role`].
+//!
+//! Messages are raw DEFLATE (RFC 1951) ending in a sync flush whose trailing
+//! `00 00 ff ff` is removed on send and appended on receive (§7.2.1, §7.2.2).
+//!
+//! Window sizes: receiving, the codec always keeps a 32 KiB window, so it
+//! reads every `*_max_window_bits` from 8 to 15. Sending under a window
+//! smaller than 32 KiB, it compresses with run-length matches only (every
+//! back-reference has distance 1), which no window can be too small for.
+//!
+//! Memory: the decompressor state (about 43 KB) and the compressor state
+//! (about 320 KB) are allocated when a message first needs them, and
+//! released when the message ends if the sending side agreed to no context
+//! takeover. An idle connection without context takeover holds neither.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt;
+use core::mem::size_of;
+
+use miniz_oxide::deflate::core::{
+    compress as deflate_compress, create_comp_flags_from_zip_params, CompressionStrategy,
+    CompressorOxide, TDEFLFlush, TDEFLStatus,
+};
+use miniz_oxide::inflate::stream::{inflate as inflate_stream, FullReset, InflateState};
+use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
+
+use crate::close::CloseCode;
+use crate::connection::Role;
+use crate::error::RemoteProtocolError;
+use crate::extension::{Extension, ExtensionOffer};
+
+/// The extension token of permessage-deflate.
+pub const NAME: &str = "permessage-deflate";
+
+/// Registry as in the Python API: names of the extensions this crate
+/// implements.
+pub const SUPPORTED_EXTENSIONS: &[&str] = &[NAME];
+
+/// The largest window, `2^15` bytes, assumed when no `*_max_window_bits` was
+/// agreed.
+pub const MAX_WINDOW_BITS: u8 = 15;
+
+/// The smallest window RFC 7692 allows, `2^8` bytes.
+pub const MIN_WINDOW_BITS: u8 = 8;
+
+/// The end of a sync flush (an empty stored block), removed from every
+/// message on send and appended on receive.
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// miniz_oxide's level 6, zlib's default and what Python's wsproto uses.
+const LEVEL: i32 = 6;
+
+/// Raw deflate (no zlib header), in the zlib convention of
+/// `create_comp_flags_from_zip_params`.
+const RAW_DEFLATE: i32 = -(MAX_WINDOW_BITS as i32);
+
+/// Heap held by a boxed `CompressorOxide` of miniz_oxide 0.8: the box itself
+/// plus its own boxes (LZ dictionary with lookahead copy, hash chain and
+/// hash heads, output staging buffer, Huffman tables).
+const COMPRESSOR_HEAP: usize = size_of::<CompressorOxide>()
+    + (32_768 + 258)
+    + 2 * 32_768
+    + 2 * 32_768
+    + 65_536 * 13 / 10
+    + (2 * 2 + 1) * 3 * 288;
+
+/// Heap held by a boxed `InflateState`, which has no boxes of its own.
+const DECOMPRESSOR_HEAP: usize = size_of::<InflateState>();
+
+/// Negotiation of permessage-deflate (RFC 7692 §7.1), for either role.
+///
+/// A client sets the fields to shape its offer: the `server_*` fields are
+/// requests to the server, the `client_*` fields are promises about its own
+/// compression. A server sets them to shape its answers: `server_*` limit
+/// its own compression, `client_*` are asked of every client that allows
+/// it. Window bits outside 8..=15 are clamped into that range.
+///
+/// ```
+/// use wsproto_core::extension::deflate::PerMessageDeflate;
+/// use wsproto_core::extension::{parse_extensions, Extension};
+///
+/// let mut client = PerMessageDeflate::new();
+/// let mut offer = String::new();
+/// client.offer(&mut offer).unwrap();
+/// assert_eq!(offer, "permessage-deflate; client_max_window_bits");
+///
+/// let mut server = PerMessageDeflate::new();
+/// server.server_no_context_takeover = true;
+/// let mut answer = String::new();
+/// let offered = parse_extensions(&offer).next().unwrap().unwrap();
+/// assert!(server.accept(&offered, &mut answer).unwrap());
+/// assert_eq!(answer, "permessage-deflate; server_no_context_takeover");
+///
+/// let answered = parse_extensions(&answer).next().unwrap().unwrap();
+/// client.finalize(&answered).unwrap();
+/// assert_eq!(client.params(), server.params());
+/// assert!(client.params().unwrap().server_no_context_takeover);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PerMessageDeflate {
+    /// Client: promise not to use context takeover for its messages.
+    /// Server: ask clients not to use it.
+    pub client_no_context_takeover: bool,
+    /// Client: the largest window it will compress with (`None`: offered
+    /// without a value, any window the server picks). Server: the window to
+    /// ask of clients that offered `client_max_window_bits`.
+    pub client_max_window_bits: Option<u8>,
+    /// Client: ask the server not to use context takeover. Server: never use
+    /// it for its own messages.
+    pub server_no_context_takeover: bool,
+    /// Client: the largest window the server may compress with. Server: the
+    /// largest window it compresses with.
+    pub server_max_window_bits: Option<u8>,
+    /// `false` negotiates as usual but sends every message uncompressed,
+    /// which RFC 7692 allows; for small devices that can afford the
+    /// decompressor but not the compressor.
+    pub compress: bool,
+    negotiated: Option<DeflateParams>,
+}
+
+impl Default for PerMessageDeflate {
+    fn default() -> Self {
+        Self {
+            client_no_context_takeover: false,
+            client_max_window_bits: None,
+            server_no_context_takeover: false,
+            server_max_window_bits: None,
+            compress: true,
+            negotiated: None,
+        }
+    }
+}
+
+impl PerMessageDeflate {
+    /// No parameters of its own; compresses what it sends.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The agreed parameters, once [`accept`](Extension::accept) or
+    /// [`finalize`](Extension::finalize) succeeded.
+    #[must_use]
+    pub fn params(&self) -> Option<DeflateParams> {
+        self.negotiated
+    }
+}
+
+impl Extension for PerMessageDeflate {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn enabled(&self) -> bool {
+        self.negotiated.is_some()
+    }
+
+    /// `client_max_window_bits` is always offered, without a value unless
+    /// one is set, so that the server may limit the client's window.
+    fn offer(&self, out: &mut dyn fmt::Write) -> fmt::Result {
+        out.write_str(NAME)?;
+        out.write_str("; client_max_window_bits")?;
+        if let Some(bits) = self.client_max_window_bits {
+            write!(out, "={}", clamp_bits(bits))?;
+        }
+        if let Some(bits) = self.server_max_window_bits {
+            write!(out, "; server_max_window_bits={}", clamp_bits(bits))?;
+        }
+        if self.client_no_context_takeover {
+            out.write_str("; client_no_context_takeover")?;
+        }
+        if self.server_no_context_takeover {
+            out.write_str("; server_no_context_takeover")?;
+        }
+        Ok(())
+    }
+
+    /// Declines (writes nothing, returns `Ok(false)`) an offer with an
+    /// unknown or repeated parameter, a missing or invalid value, a value on
+    /// a `*_no_context_takeover`, or a quoted value with escapes. Otherwise
+    /// answers:
+    ///
+    /// - `client_no_context_takeover` if offered or configured;
+    /// - `server_no_context_takeover` if offered or configured;
+    /// - `client_max_window_bits=N` only if offered, `N` the smaller of the
+    ///   offered value and ours (omitted if neither has one);
+    /// - `server_max_window_bits=N` if offered or configured, `N` the
+    ///   smaller of the offered value and ours.
+    fn accept(
+        &mut self,
+        offer: &ExtensionOffer<'_>,
+        out: &mut dyn fmt::Write,
+    ) -> Result<bool, fmt::Error> {
+        self.negotiated = None;
+        if offer.name != NAME {
+            return Ok(false);
+        }
+        let Ok(offered) = Params::parse(offer) else {
+            return Ok(false);
+        };
+        // §7.1.2.1: an offer's server_max_window_bits has a value.
+        if offered.server_max_window_bits == Some(None) {
+            return Ok(false);
+        }
+
+        let client_no_context_takeover =
+            self.client_no_context_takeover || offered.client_no_context_takeover;
+        let server_no_context_takeover =
+            self.server_no_context_takeover || offered.server_no_context_takeover;
+        // §7.1.2.2: only if offered, and no larger than the offered value.
+        let client_max_window_bits = match offered.client_max_window_bits {
+            None => None,
+            Some(value) => min_bits(value, self.client_max_window_bits),
+        };
+        // §7.1.2.1: no larger than requested; our own limit may be added.
+        let server_max_window_bits = min_bits(
+            offered.server_max_window_bits.flatten(),
+            self.server_max_window_bits,
+        );
+
+        out.write_str(NAME)?;
+        if client_no_context_takeover {
+            out.write_str("; client_no_context_takeover")?;
+        }
+        if server_no_context_takeover {
+            out.write_str("; server_no_context_takeover")?;
+        }
+        if let Some(bits) = client_max_window_bits {
+            write!(out, "; client_max_window_bits={bits}")?;
+        }
+        if let Some(bits) = server_max_window_bits {
+            write!(out, "; server_max_window_bits={bits}")?;
+        }
+
+        self.negotiated = Some(DeflateParams {
+            client_no_context_takeover,
+            server_no_context_takeover,
+            client_max_window_bits: client_max_window_bits.unwrap_or(MAX_WINDOW_BITS),
+            server_max_window_bits: server_max_window_bits.unwrap_or(MAX_WINDOW_BITS),
+            compress: self.compress,
+        });
+        Ok(true)
+    }
+
+    /// Fails with close code 1002 (protocol error) on a response that is
+    /// not for permessage-deflate, has an unknown or repeated parameter, a
+    /// missing or invalid value, a value on a `*_no_context_takeover`, a
+    /// quoted value with escapes, a `client_max_window_bits` larger than we
+    /// offered, or that does not grant what we asked of the server
+    /// (`server_no_context_takeover`, `server_max_window_bits` no larger
+    /// than requested), as §7.1.1.1 and §7.1.2.1 oblige it to.
+    fn finalize(&mut self, response: &ExtensionOffer<'_>) -> Result<(), RemoteProtocolError> {
+        self.negotiated = None;
+        if response.name != NAME {
+            return Err(refused("response is not for permessage-deflate"));
+        }
+        let answered = Params::parse(response).map_err(refused)?;
+
+        let client_max_window_bits = match answered.client_max_window_bits {
+            None => None,
+            Some(None) => return Err(refused("client_max_window_bits without a value")),
+            Some(Some(bits)) => {
+                if self
+                    .client_max_window_bits
+                    .is_some_and(|ours| bits > clamp_bits(ours))
+                {
+                    return Err(refused("client_max_window_bits larger than offered"));
+                }
+                Some(bits)
+            }
+        };
+        let server_max_window_bits = match answered.server_max_window_bits {
+            None if self.server_max_window_bits.is_some() => {
+                return Err(refused("server_max_window_bits requested but not granted"));
+            }
+            None => None,
+            Some(None) => return Err(refused("server_max_window_bits without a value")),
+            Some(Some(bits)) => {
+                if self
+                    .server_max_window_bits
+                    .is_some_and(|ours| bits > clamp_bits(ours))
+                {
+                    return Err(refused("server_max_window_bits larger than requested"));
+                }
+                Some(bits)
+            }
+        };
+        if self.server_no_context_takeover && !answered.server_no_context_takeover {
+            return Err(refused(
+                "server_no_context_takeover requested but not granted",
+            ));
+        }
+
+        self.negotiated = Some(DeflateParams {
+            // Offered, it is a promise we keep even if the server did not
+            // echo it (§7.1.1.2).
+            client_no_context_takeover: self.client_no_context_takeover
+                || answered.client_no_context_takeover,
+            server_no_context_takeover: answered.server_no_context_takeover,
+            // Our own limit still applies if the server allowed more.
+            client_max_window_bits: min_bits(client_max_window_bits, self.client_max_window_bits)
+                .unwrap_or(MAX_WINDOW_BITS),
+            server_max_window_bits: server_max_window_bits.unwrap_or(MAX_WINDOW_BITS),
+            compress: self.compress,
+        });
+        Ok(())
+    }
+}
+
+/// The agreed permessage-deflate parameters: what a connection needs to
+/// build its [`DeflateCodec`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DeflateParams {
+    /// The client does not use context takeover: each client message is
+    /// compressed on its own.
+    pub client_no_context_takeover: bool,
+    /// The server does not use context takeover.
+    pub server_no_context_takeover: bool,
+    /// The client's window, 8..=15 (15 when not negotiated).
+    pub client_max_window_bits: u8,
+    /// The server's window, 8..=15 (15 when not negotiated).
+    pub server_max_window_bits: u8,
+    /// Whether this end compresses the messages it sends.
+    pub compress: bool,
+}
+
+impl Default for DeflateParams {
+    /// What `permessage-deflate` without parameters agrees on.
+    fn default() -> Self {
+        Self {
+            client_no_context_takeover: false,
+            server_no_context_takeover: false,
+            client_max_window_bits: MAX_WINDOW_BITS,
+            server_max_window_bits: MAX_WINDOW_BITS,
+            compress: true,
+        }
+    }
+}
+
+/// The permessage-deflate transform of one connection: decompresses the
+/// messages it receives and compresses those it sends.
+///
+/// A server decompresses under the client's parameters
+/// (`client_no_context_takeover`, `client_max_window_bits`) and compresses
+/// under the server's; a client the other way round.
+///
+/// # Receiving
+///
+/// For each message with RSV1 set, feed its unmasked payload, across all its
+/// frames, to [`inflate`](Self::inflate):
+///
+/// 1. call with the payload bytes at hand and `end_of_message` true only if
+///    they end with the last byte of the final frame (an empty final frame
+///    counts: call with empty input and `end_of_message` true);
+/// 2. hand out `out[..produced]`, drop `consumed` bytes of the input, and
+///    call again with the rest (empty once everything is consumed) and the
+///    same `end_of_message`;
+/// 3. the message is complete when the result has `message_done`; the next
+///    call starts the next compressed message.
+///
+/// Keep `out` non-empty: a call with an empty `out` cannot finish a message.
+/// Count `produced` against the message size limit; the codec itself never
+/// holds more than its fixed state, however much a message expands.
+///
+/// # Sending
+///
+/// If [`compresses`](Self::compresses), set RSV1 on the first frame of each
+/// data message and send as its payload (across frames) what
+/// [`compress`](Self::compress) appends, `end_of_message` true on the final
+/// frame. Every call emits all the input given so far, so each frame can be
+/// sent at once.
+pub struct DeflateCodec {
+    inflater: Option<Box<InflateState>>,
+    /// The peer resets its compressor after each message.
+    inflate_fresh_each_message: bool,
+    /// Payload bytes went into the decompressor since the message began (or
+    /// since a final block ended a stream), so the tail must follow.
+    tail_needed: bool,
+    /// How many bytes of [`TAIL`] the decompressor took in this message.
+    tail_fed: usize,
+
+    compressor: Option<Box<CompressorOxide>>,
+    compress_fresh_each_message: bool,
+    compress_flags: u32,
+    compress_window_bits: u8,
+    compress: bool,
+}
+
+/// The result of one [`DeflateCodec::inflate`] call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct Inflated {
+    /// How many input bytes were used; pass the rest next time.
+    pub consumed: usize,
+    /// How many bytes were written to the front of `out`.
+    pub produced: usize,
+    /// The message is complete: every byte of it has been produced.
+    pub message_done: bool,
+}
+
+impl DeflateCodec {
+    /// A codec for the agreed `params`, on the `role` side. Allocates
+    /// nothing until a message needs it.
+    #[must_use]
+    pub fn new(params: DeflateParams, role: Role) -> Self {
+        let (inflate_fresh_each_message, compress_fresh_each_message, window_bits) = match role {
+            Role::Server => (
+                params.client_no_context_takeover,
+                params.server_no_context_takeover,
+                params.server_max_window_bits,
+            ),
+            Role::Client => (
+                params.server_no_context_takeover,
+                params.client_no_context_takeover,
+                params.client_max_window_bits,
+            ),
+        };
+        let window_bits = clamp_bits(window_bits);
+        // miniz_oxide's matches reach back 32 KiB; under a smaller window
+        // only run-length matches (distance 1) are safe.
+        let strategy = if window_bits < MAX_WINDOW_BITS {
+            CompressionStrategy::RLE
+        } else {
+            CompressionStrategy::Default
+        };
+        Self {
+            inflater: None,
+            inflate_fresh_each_message,
+            tail_needed: false,
+            tail_fed: 0,
+            compressor: None,
+            compress_fresh_each_message,
+            compress_flags: create_comp_flags_from_zip_params(LEVEL, RAW_DEFLATE, strategy as i32),
+            compress_window_bits: window_bits,
+            compress: params.compress,
+        }
+    }
+
+    /// Whether messages sent should be compressed
+    /// ([`DeflateParams::compress`]). When `false`, send them as they are,
+    /// with RSV1 clear.
+    #[must_use]
+    pub fn compresses(&self) -> bool {
+        self.compress
+    }
+
+    /// The window, in bits, that [`compress`](Self::compress) honours.
+    #[must_use]
+    pub fn compress_window_bits(&self) -> u8 {
+        self.compress_window_bits
+    }
+
+    /// Whether [`compress`](Self::compress) uses run-length matches only
+    /// (every back-reference has distance 1), as it does under a window
+    /// smaller than 32 KiB.
+    #[must_use]
+    pub fn compresses_run_length_only(&self) -> bool {
+        self.compress_window_bits < MAX_WINDOW_BITS
+    }
+
+    /// Decompress the payload of a compressed message as it arrives; see
+    /// [Receiving](Self#receiving) for the call sequence.
+    ///
+    /// `input` is unmasked payload; `end_of_message` says it ends with the
+    /// last payload byte of the message's final frame. Writes at most
+    /// `out.len()` bytes. Appends the `00 00 ff ff` tail itself at the end
+    /// of the message (§7.2.2); a message with an empty payload is empty.
+    ///
+    /// A block with BFINAL set ends a DEFLATE stream (§7.2.3.4): whatever
+    /// follows it in the message starts a new stream, and so does the next
+    /// message.
+    ///
+    /// # Errors
+    ///
+    /// Data that is not valid DEFLATE fails with close code 1007 (invalid
+    /// frame payload data), as Python's wsproto does. The codec is then
+    /// unusable; the connection must close.
+    pub fn inflate(
+        &mut self,
+        input: &[u8],
+        end_of_message: bool,
+        out: &mut [u8],
+    ) -> Result<Inflated, RemoteProtocolError> {
+        let mut consumed = 0;
+        let mut produced = 0;
+        let mut message_done = false;
+        loop {
+            let rest = input.get(consumed..).unwrap_or_default();
+            let (src, from_tail) = if !rest.is_empty() {
+                (rest, false)
+            } else if end_of_message && self.tail_needed {
+                (TAIL.get(self.tail_fed..).unwrap_or_default(), true)
+            } else {
+                (rest, false)
+            };
+            if self.inflater.is_none() && src.is_empty() {
+                // Nothing was fed since the state was released: nothing is
+                // pending.
+                message_done = end_of_message;
+                break;
+            }
+            let state = self
+                .inflater
+                .get_or_insert_with(|| InflateState::new_boxed(DataFormat::Raw));
+            let Some(out_rest) = out.get_mut(produced..) else {
+                break;
+            };
+            if out_rest.is_empty() && src.is_empty() {
+                break;
+            }
+
+            let result = inflate_stream(state, src, out_rest, MZFlush::None);
+            produced += result.bytes_written;
+            if from_tail {
+                self.tail_fed += result.bytes_consumed;
+            } else if result.bytes_consumed > 0 {
+                consumed += result.bytes_consumed;
+                self.tail_needed = true;
+            }
+            match result.status {
+                Ok(MZStatus::StreamEnd) => {
+                    // A final block ended the stream and its output is out.
+                    // What follows (normally the empty stored block whose
+                    // end was removed, §7.2.3.4) begins a new stream.
+                    state.reset_as(FullReset(DataFormat::Raw));
+                    self.tail_needed = false;
+                    continue;
+                }
+                // Buf only means no progress was possible.
+                Ok(_) | Err(MZError::Buf) => {}
+                Err(_) => {
+                    self.inflater = None;
+                    self.tail_needed = false;
+                    self.tail_fed = 0;
+                    return Err(RemoteProtocolError::close(
+                        CloseCode::INVALID_FRAME_PAYLOAD_DATA,
+                        "invalid compressed data",
+                    ));
+                }
+            }
+            if result.bytes_consumed == 0 && result.bytes_written == 0 {
+                // No input and room in `out` (an empty `out` with no input
+                // stopped above), yet no output: nothing is pending, and if
+                // the message ended, everything of it was fed.
+                message_done = end_of_message && src.is_empty();
+                break;
+            }
+            if produced == out.len() {
+                break;
+            }
+        }
+        if message_done {
+            self.tail_needed = false;
+            self.tail_fed = 0;
+            if self.inflate_fresh_each_message {
+                self.inflater = None;
+            }
+        }
+        Ok(Inflated {
+            consumed,
+            produced,
+            message_done,
+        })
+    }
+
+    /// Compress a chunk of a message to send, appending to `out`.
+    ///
+    /// Each call ends with a sync flush, so `out` holds all of the message
+    /// given so far, ready to go out as a frame. An empty non-final chunk
+    /// appends nothing. With `end_of_message`, the trailing `00 00 ff ff` is
+    /// removed (§7.2.1), and an empty final chunk appends `00` (§7.2.3.6).
+    pub fn compress(&mut self, input: &[u8], end_of_message: bool, out: &mut Vec<u8>) {
+        if input.is_empty() {
+            // The stream is at a byte-aligned block boundary after the last
+            // sync flush; an empty stored block without its tail is `00`.
+            if end_of_message {
+                out.push(0x00);
+                self.end_compressed_message();
+            }
+            return;
+        }
+        let flags = self.compress_flags;
+        let compressor = self
+            .compressor
+            .get_or_insert_with(|| Box::new(CompressorOxide::new(flags)));
+        let start = out.len();
+        let mut rest = input;
+        loop {
+            // Room for all of it even if it does not compress, so that one
+            // call usually does.
+            let room = rest.len() + rest.len() / 8 + 64;
+            let len = out.len();
+            out.resize(len + room, 0);
+            let (status, used, written) = match out.get_mut(len..) {
+                Some(buf) => deflate_compress(compressor, rest, buf, TDEFLFlush::Sync),
+                None => (TDEFLStatus::BadParam, 0, 0),
+            };
+            out.truncate(len + written);
+            rest = rest.get(used..).unwrap_or_default();
+            // Only misuse of the compressor fails; stop rather than spin.
+            debug_assert_eq!(status, TDEFLStatus::Okay);
+            if status != TDEFLStatus::Okay || (rest.is_empty() && written < room) {
+                break;
+            }
+        }
+        if end_of_message {
+            if out.get(start..).is_some_and(|sent| sent.ends_with(&TAIL)) {
+                out.truncate(out.len() - TAIL.len());
+            }
+            self.end_compressed_message();
+        }
+    }
+
+    /// Heap bytes currently held by the compressor and decompressor state.
+    #[must_use]
+    pub fn heap_size(&self) -> usize {
+        self.inflater.as_ref().map_or(0, |_| DECOMPRESSOR_HEAP)
+            + self.compressor.as_ref().map_or(0, |_| COMPRESSOR_HEAP)
+    }
+
+    fn end_compressed_message(&mut self) {
+        if self.compress_fresh_each_message {
+            self.compressor = None;
+        }
+    }
+}
+
+impl fmt::Debug for DeflateCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeflateCodec")
+            .field(
+                "inflate_fresh_each_message",
+                &self.inflate_fresh_each_message,
+            )
+            .field(
+                "compress_fresh_each_message",
+                &self.compress_fresh_each_message,
+            )
+            .field("compress_window_bits", &self.compress_window_bits)
+            .field("compress", &self.compress)
+            .field("heap_size", &self.heap_size())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The parameters of one offer or response, each seen at most once.
+/// `Some(None)` is a window-bits parameter without a value.
+#[derive(Default)]
+struct Params {
+    client_no_context_takeover: bool,
+    server_no_context_takeover: bool,
+    client_max_window_bits: Option<Option<u8>>,
+    server_max_window_bits: Option<Option<u8>>,
+}
+
+impl Params {
+    /// RFC 7692 §7.1: known names, each once, with valid values.
+    fn parse(offer: &ExtensionOffer<'_>) -> Result<Self, &'static str> {
+        let mut params = Self::default();
+        for param in offer.params() {
+            let param = param.map_err(|_| "malformed extension parameter")?;
+            if param.has_escapes() {
+                return Err("quoted parameter value with escapes");
+            }
+            match param.name {
+                "client_no_context_takeover" | "server_no_context_takeover" => {
+                    if param.value.is_some() {
+                        return Err("value on a no_context_takeover parameter");
+                    }
+                    let seen = if param.name == "client_no_context_takeover" {
+                        &mut params.client_no_context_takeover
+                    } else {
+                        &mut params.server_no_context_takeover
+                    };
+                    if *seen {
+                        return Err("repeated extension parameter");
+                    }
+                    *seen = true;
+                }
+                "client_max_window_bits" | "server_max_window_bits" => {
+                    let bits = match param.value {
+                        None => None,
+                        Some(value) => Some(parse_window_bits(value)?),
+                    };
+                    let seen = if param.name == "client_max_window_bits" {
+                        &mut params.client_max_window_bits
+                    } else {
+                        &mut params.server_max_window_bits
+                    };
+                    if seen.is_some() {
+                        return Err("repeated extension parameter");
+                    }
+                    *seen = Some(bits);
+                }
+                _ => return Err("unknown permessage-deflate parameter"),
+            }
+        }
+        Ok(params)
+    }
+}
+
+/// §7.1.2: a decimal integer without leading zeros, 8 to 15.
+fn parse_window_bits(value: &str) -> Result<u8, &'static str> {
+    const BAD: &str = "max_window_bits is not an integer from 8 to 15";
+    let bits = match value.as_bytes() {
+        [d @ b'8'..=b'9'] => d - b'0',
+        [b'1', d @ b'0'..=b'5'] => 10 + (d - b'0'),
+        _ => return Err(BAD),
+    };
+    Ok(bits)
+}
+
+fn clamp_bits(bits: u8) -> u8 {
+    bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS)
+}
+
+/// The smaller of two optional window sizes, `None` if both are.
+fn min_bits(a: Option<u8>, b: Option<u8>) -> Option<u8> {
+    let b = b.map(clamp_bits);
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn refused(message: &'static str) -> RemoteProtocolError {
+    RemoteProtocolError::protocol(message)
+}
