@@ -16,6 +16,9 @@ use crate::frame::{
 use crate::random::{NoRandom, RandomSource};
 use crate::utf8::{Completion, Utf8Validator};
 
+#[cfg(feature = "deflate")]
+use crate::extension::deflate::{DeflateCodec, DeflateParams};
+
 /// Which end of the connection this is (`ConnectionType` in Python).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -54,6 +57,10 @@ pub struct Config {
     /// The largest message accepted, in bytes, after decompression
     /// (default 64 MiB).
     pub max_message_size: u64,
+    /// With permessage-deflate, the most decompressed bytes handed out in one
+    /// event (default 16 KiB). The buffer is allocated while a compressed
+    /// message arrives.
+    pub inflate_chunk_size: usize,
 }
 
 impl Default for Config {
@@ -61,6 +68,7 @@ impl Default for Config {
         Self {
             max_frame_size: 64 << 20,
             max_message_size: 64 << 20,
+            inflate_chunk_size: 16 << 10,
         }
     }
 }
@@ -77,6 +85,13 @@ impl Config {
     #[must_use]
     pub const fn max_message_size(mut self, bytes: u64) -> Self {
         self.max_message_size = bytes;
+        self
+    }
+
+    /// Set [`inflate_chunk_size`](Self::inflate_chunk_size) (at least 16).
+    #[must_use]
+    pub const fn inflate_chunk_size(mut self, bytes: usize) -> Self {
+        self.inflate_chunk_size = if bytes < 16 { 16 } else { bytes };
         self
     }
 }
@@ -163,8 +178,34 @@ pub struct Connection<R = NoRandom> {
     rx: Receiver,
     /// The kind of the fragmented message being sent, if any.
     tx_message: Option<MessageKind>,
+    /// Whether the message being sent is compressed.
+    tx_compressed: bool,
     /// The violation that ended the connection.
     failed: Option<RemoteProtocolError>,
+    /// permessage-deflate, when negotiated.
+    #[cfg(feature = "deflate")]
+    deflate: Option<Deflate>,
+}
+
+/// permessage-deflate state of a connection.
+#[cfg(feature = "deflate")]
+#[derive(Debug)]
+struct Deflate {
+    codec: DeflateCodec,
+    /// Decompressed output handed out in events; allocated per message.
+    out: alloc::vec::Vec<u8>,
+    /// A split code point at `out[tail_start..][..tail_len]`, moved to the
+    /// front before the next output.
+    tail_start: usize,
+    tail_len: usize,
+    /// Release `out` after each message (the peer resets its context).
+    release_after_message: bool,
+    /// A message ended: release `out` on the next call.
+    release_out: bool,
+    /// Release `tx` after each message sent (this end resets its context).
+    release_tx_after_message: bool,
+    /// Compressed output being framed.
+    tx: alloc::vec::Vec<u8>,
 }
 
 /// Receive-side state, kept between calls.
@@ -174,8 +215,13 @@ struct Receiver {
     frame: Option<FrameProgress>,
     /// The kind of the message being received, if one is unfinished.
     message: Option<MessageKind>,
+    /// Whether that message is compressed (RSV1 on its first frame).
+    compressed: bool,
     /// Payload bytes of the current message so far.
     message_len: u64,
+    /// Decompressed bytes of the current message so far.
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    inflated_len: u64,
     utf8: Utf8Validator,
     /// A control payload that did not arrive in one buffer.
     control: [u8; MAX_CONTROL_PAYLOAD],
@@ -220,14 +266,76 @@ impl<R: RandomSource> Connection<R> {
             rx: Receiver {
                 frame: None,
                 message: None,
+                compressed: false,
                 message_len: 0,
+                inflated_len: 0,
                 utf8: Utf8Validator::new(),
                 control: [0; MAX_CONTROL_PAYLOAD],
                 control_len: 0,
                 char_buf: [0; 4],
             },
             tx_message: None,
+            tx_compressed: false,
             failed: None,
+            #[cfg(feature = "deflate")]
+            deflate: None,
+        }
+    }
+
+    /// Use permessage-deflate with the parameters the handshake agreed on.
+    #[cfg(feature = "deflate")]
+    #[must_use]
+    pub fn with_deflate(mut self, params: DeflateParams) -> Self {
+        let (release_after_message, release_tx_after_message) = match self.role {
+            Role::Server => (
+                params.client_no_context_takeover,
+                params.server_no_context_takeover,
+            ),
+            Role::Client => (
+                params.server_no_context_takeover,
+                params.client_no_context_takeover,
+            ),
+        };
+        self.deflate = Some(Deflate {
+            codec: DeflateCodec::new(params, self.role),
+            out: alloc::vec::Vec::new(),
+            tail_start: 0,
+            tail_len: 0,
+            release_after_message,
+            release_tx_after_message,
+            release_out: false,
+            tx: alloc::vec::Vec::new(),
+        });
+        self
+    }
+
+    /// Whether permessage-deflate is in use.
+    #[must_use]
+    pub fn deflate_enabled(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        {
+            self.deflate.is_some()
+        }
+        #[cfg(not(feature = "deflate"))]
+        {
+            false
+        }
+    }
+
+    /// Heap bytes held for permessage-deflate: compressor and decompressor
+    /// state and buffers. Zero without compression, and between messages
+    /// when neither side keeps its context.
+    #[must_use]
+    pub fn deflate_heap_size(&self) -> usize {
+        #[cfg(feature = "deflate")]
+        {
+            self.deflate.as_ref().map_or(0, |d| {
+                d.codec.heap_size() + d.out.capacity() + d.tx.capacity()
+            })
+        }
+        #[cfg(not(feature = "deflate"))]
+        {
+            0
         }
     }
 
@@ -262,6 +370,15 @@ impl<R: RandomSource> Connection<R> {
                 event: Err(err),
             };
         }
+        #[cfg(feature = "deflate")]
+        if let Some(deflate) = self.deflate.as_mut() {
+            if core::mem::take(&mut deflate.release_out) {
+                deflate.out = alloc::vec::Vec::new();
+            }
+            if deflate.tx.capacity() > 1 << 16 {
+                deflate.tx = alloc::vec::Vec::new();
+            }
+        }
         if matches!(
             self.state,
             ConnectionState::RemoteClosing | ConnectionState::Closed
@@ -290,6 +407,18 @@ impl<R: RandomSource> Connection<R> {
         let rest = buf.get_mut(pos..).unwrap_or_default();
         let result = if frame.header.opcode.is_control() {
             self.rx.control_payload(&mut self.state, frame, rest)
+        } else if self.rx.compressed {
+            #[cfg(feature = "deflate")]
+            match self.deflate.as_mut() {
+                Some(deflate) => self.rx.inflate_payload(deflate, &self.config, frame, rest),
+                None => Err(RemoteProtocolError::protocol(
+                    "compressed message without deflate",
+                )),
+            }
+            #[cfg(not(feature = "deflate"))]
+            Err(RemoteProtocolError::protocol(
+                "compressed message without deflate",
+            ))
         } else {
             self.rx.data_payload(frame, rest)
         };
@@ -333,7 +462,8 @@ impl<R: RandomSource> Connection<R> {
     pub fn send(&mut self, event: &Event<'_>, out: &mut [u8]) -> Result<usize, SendError> {
         let (opcode, fin, payload, close) = self.plan_send(event)?;
         let mut close_buf = [0u8; MAX_CONTROL_PAYLOAD];
-        let payload: &[u8] = match close {
+        #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
+        let mut payload: &[u8] = match close {
             Some((code, reason)) => {
                 close_buf[..2].copy_from_slice(&code.as_u16().to_be_bytes());
                 close_buf[2..2 + reason.len()].copy_from_slice(reason.as_bytes());
@@ -341,7 +471,26 @@ impl<R: RandomSource> Connection<R> {
             }
             None => payload,
         };
+        #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
+        let mut rsv = RsvBits::NONE;
+        let compress = !opcode.is_control() && self.compress_next();
+        #[cfg(feature = "deflate")]
+        if let (true, Some(deflate)) = (compress, self.deflate.as_mut()) {
+            // The compressed size is known only after compressing, which
+            // cannot be undone: ask for room for the worst case first.
+            let required = FrameHeader::MAX_LEN + deflate_bound(payload.len());
+            if out.len() < required {
+                return Err(BufferTooSmall { required }.into());
+            }
+            deflate.tx.clear();
+            deflate.codec.compress(payload, fin, &mut deflate.tx);
+            if self.tx_message.is_none() {
+                rsv = RsvBits::RSV1;
+            }
+            payload = &deflate.tx;
+        }
         let mut header = FrameHeader::new(fin, opcode, payload.len() as u64);
+        header.rsv = rsv;
         if self.role == Role::Client {
             header.mask = Some([0; 4]);
         }
@@ -350,14 +499,22 @@ impl<R: RandomSource> Connection<R> {
         if out.len() < required {
             return Err(BufferTooSmall { required }.into());
         }
-        header.mask = self.next_mask();
+        if let Some(key) = header.mask.as_mut() {
+            self.rng.fill(key);
+        }
         header.encode(out)?;
         let body = &mut out[header_len..required];
         body.copy_from_slice(payload);
         if let Some(key) = header.mask {
             apply_mask(body, key, 0);
         }
-        self.commit_send(event);
+        self.commit_send(event, compress);
+        #[cfg(feature = "deflate")]
+        if let (true, true, Some(deflate)) = (compress, fin, self.deflate.as_mut()) {
+            if deflate.release_tx_after_message {
+                deflate.tx = alloc::vec::Vec::new();
+            }
+        }
         Ok(required)
     }
 
@@ -419,6 +576,12 @@ impl<R: RandomSource> Connection<R> {
         out: &mut [u8],
     ) -> Result<FrameStart, SendError> {
         self.check_data_send(kind)?;
+        if self.tx_message.is_some() && self.tx_compressed {
+            return Err(LocalProtocolError::new(
+                "a compressed message must be continued with send, not send_header",
+            )
+            .into());
+        }
         let opcode = self.data_opcode(kind);
         let mut header = FrameHeader::new(message_finished, opcode, payload_len as u64);
         if self.role == Role::Client {
@@ -431,6 +594,7 @@ impl<R: RandomSource> Connection<R> {
         header.mask = self.next_mask();
         let header_len = header.encode(out)?;
         self.tx_message = if message_finished { None } else { Some(kind) };
+        self.tx_compressed = false;
         Ok(FrameStart {
             header_len,
             mask: header.mask,
@@ -459,7 +623,20 @@ impl<R: RandomSource> Connection<R> {
             Status::Complete(parsed) => parsed,
             Status::Incomplete => return Ok(Status::Incomplete),
         };
-        header.validate(self.role == Role::Server, RsvBits::NONE)?;
+        let allowed_rsv = if self.deflate_enabled() {
+            RsvBits::RSV1
+        } else {
+            RsvBits::NONE
+        };
+        header.validate(self.role == Role::Server, allowed_rsv)?;
+        if header.rsv.rsv1()
+            && (header.opcode.is_control() || header.opcode == Opcode::CONTINUATION)
+        {
+            // RFC 7692 §6.1: RSV1 marks the first frame of a compressed message.
+            return Err(RemoteProtocolError::protocol(
+                "RSV1 set on a control or continuation frame",
+            ));
+        }
         if header.payload_len > self.config.max_frame_size {
             return Err(RemoteProtocolError::too_big("frame larger than the limit"));
         }
@@ -484,6 +661,9 @@ impl<R: RandomSource> Connection<R> {
                 return Err(RemoteProtocolError::too_big(
                     "message larger than the limit",
                 ));
+            }
+            if header.opcode != Opcode::CONTINUATION {
+                self.rx.compressed = header.rsv.rsv1();
             }
             self.rx.message = Some(kind);
             self.rx.message_len = message_len;
@@ -576,8 +756,25 @@ impl<R: RandomSource> Connection<R> {
         }
     }
 
+    /// Whether the next data frame sent is compressed: when compression is
+    /// on, for new messages and for messages that began compressed.
+    fn compress_next(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        {
+            let on = self.deflate.as_ref().is_some_and(|d| d.codec.compresses());
+            on && (self.tx_message.is_none() || self.tx_compressed)
+        }
+        #[cfg(not(feature = "deflate"))]
+        {
+            false
+        }
+    }
+
     /// Record the state change of a sent event.
-    fn commit_send(&mut self, event: &Event<'_>) {
+    fn commit_send(&mut self, event: &Event<'_>, compressed: bool) {
+        if matches!(event, Event::TextMessage(_) | Event::BytesMessage(_)) {
+            self.tx_compressed = compressed;
+        }
         match event {
             Event::TextMessage(m) => {
                 self.tx_message = (!m.message_finished).then_some(MessageKind::Text);
@@ -730,6 +927,100 @@ impl Receiver {
         }
     }
 
+    /// Decompress the payload of a compressed message as it arrives, into
+    /// chunks of at most `config.inflate_chunk_size` bytes.
+    #[cfg(feature = "deflate")]
+    fn inflate_payload<'a>(
+        &mut self,
+        deflate: &'a mut Deflate,
+        config: &Config,
+        mut frame: FrameProgress,
+        buf: &mut [u8],
+    ) -> Result<(usize, Option<Event<'a>>), RemoteProtocolError> {
+        let fin = frame.header.fin;
+        let kind = self.message.unwrap_or(MessageKind::Binary);
+        let n = usize::try_from(frame.remaining).map_or(buf.len(), |r| r.min(buf.len()));
+        if n == 0 && frame.remaining != 0 {
+            return Ok((0, None));
+        }
+        let input = &mut buf[..n];
+        let mask_offset = (frame.done & 3) as usize;
+        if let Some(key) = frame.header.mask {
+            apply_mask(input, key, mask_offset);
+        }
+        let end_of_message = fin && n as u64 == frame.remaining;
+        // The split code point of the last chunk goes first.
+        let carry = deflate.tail_len;
+        let chunk = config.inflate_chunk_size.max(16);
+        if deflate.out.len() != chunk {
+            deflate.out.resize(chunk, 0);
+        }
+        let tail_start = deflate.tail_start;
+        deflate.out.copy_within(tail_start..tail_start + carry, 0);
+        deflate.tail_len = 0;
+        let result = deflate
+            .codec
+            .inflate(input, end_of_message, &mut deflate.out[carry..]);
+        let inflated = result?;
+        // Input the codec did not take stays in the buffer, masked again.
+        if let Some(key) = frame.header.mask {
+            let rest = &mut input[inflated.consumed..];
+            apply_mask(rest, key, (mask_offset + inflated.consumed) & 3);
+        }
+        frame.done += inflated.consumed as u64;
+        frame.remaining -= inflated.consumed as u64;
+        let input_done = frame.remaining == 0;
+        let message_finished = fin && input_done && inflated.message_done;
+        let frame_finished = input_done && (!fin || inflated.message_done);
+        self.frame = (!frame_finished).then_some(frame);
+        self.inflated_len = self.inflated_len.saturating_add(inflated.produced as u64);
+        if self.inflated_len > config.max_message_size {
+            return Err(RemoteProtocolError::too_big(
+                "decompressed message larger than the limit",
+            ));
+        }
+        let data_len = carry + inflated.produced;
+        let emit_len = match kind {
+            MessageKind::Binary => data_len,
+            MessageKind::Text => {
+                let valid = match core::str::from_utf8(&deflate.out[..data_len]) {
+                    Ok(_) => data_len,
+                    Err(err) if err.error_len().is_none() => err.valid_up_to(),
+                    Err(_) => return Err(invalid_text(())),
+                };
+                if message_finished && valid != data_len {
+                    return Err(invalid_text(()));
+                }
+                deflate.tail_start = valid;
+                deflate.tail_len = data_len - valid;
+                valid
+            }
+        };
+        if message_finished {
+            self.message = None;
+            self.message_len = 0;
+            self.inflated_len = 0;
+            deflate.release_out = deflate.release_after_message;
+        }
+        if emit_len == 0 && !frame_finished {
+            return Ok((inflated.consumed, None));
+        }
+        let data = &deflate.out[..emit_len];
+        let event = match kind {
+            MessageKind::Binary => Event::BytesMessage(BytesMessage {
+                data,
+                frame_finished,
+                message_finished,
+            }),
+            MessageKind::Text => text_event(
+                core::str::from_utf8(data).map_err(invalid_text)?,
+                frame_finished,
+                message_finished,
+            ),
+        };
+        Ok((inflated.consumed, Some(event)))
+    }
+
     /// Bookkeeping at the end of a data chunk; returns `message_finished`.
     fn end_of_chunk(
         &mut self,
@@ -746,6 +1037,13 @@ impl Receiver {
         }
         Ok(message_finished)
     }
+}
+
+/// The most bytes `DeflateCodec::compress` appends for `len` input bytes:
+/// stored blocks cost 5 bytes per 64 KiB, plus the sync flush.
+#[cfg(feature = "deflate")]
+fn deflate_bound(len: usize) -> usize {
+    len + len / 8 + 64
 }
 
 fn invalid_text<E>(_: E) -> RemoteProtocolError {

@@ -45,7 +45,7 @@ pub fn feed<R: RandomSource>(
     let mut buf = vec![0u8; capacity];
     let mut filled = 0;
     let mut fed = 0;
-    let mut boundaries: Vec<usize> = cuts.to_vec();
+    let mut boundaries: Vec<usize> = cuts.iter().map(|&c| c.min(input.len())).collect();
     boundaries.push(input.len());
     let mut guard = 0;
     for end in boundaries {
