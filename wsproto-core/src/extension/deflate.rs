@@ -28,7 +28,7 @@ use miniz_oxide::deflate::core::{
     compress as deflate_compress, create_comp_flags_from_zip_params, CompressionStrategy,
     CompressorOxide, TDEFLFlush, TDEFLStatus,
 };
-use miniz_oxide::inflate::stream::{inflate as inflate_stream, FullReset, InflateState};
+use miniz_oxide::inflate::stream::{inflate as inflate_stream, InflateState, MinReset};
 use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
 
 use crate::close::CloseCode;
@@ -184,7 +184,9 @@ impl Extension for PerMessageDeflate {
 
     /// Declines (writes nothing, returns `Ok(false)`) an offer with an
     /// unknown or repeated parameter, a missing or invalid value, a value on
-    /// a `*_no_context_takeover`, or a quoted value with escapes. Otherwise
+    /// a `*_no_context_takeover`, or a quoted value with escapes; a decline
+    /// leaves an earlier agreement as it was. The handshake should stop at
+    /// the first offer accepted, as a server accepts at most one. Otherwise
     /// answers:
     ///
     /// - `client_no_context_takeover` if offered or configured;
@@ -198,7 +200,6 @@ impl Extension for PerMessageDeflate {
         offer: &ExtensionOffer<'_>,
         out: &mut dyn fmt::Write,
     ) -> Result<bool, fmt::Error> {
-        self.negotiated = None;
         if offer.name != NAME {
             return Ok(false);
         }
@@ -528,8 +529,11 @@ impl DeflateCodec {
                 Ok(MZStatus::StreamEnd) => {
                     // A final block ended the stream and its output is out.
                     // What follows (normally the empty stored block whose
-                    // end was removed, §7.2.3.4) begins a new stream.
-                    state.reset_as(FullReset(DataFormat::Raw));
+                    // end was removed, §7.2.3.4) begins a new stream. The
+                    // cheap reset keeps the window's bytes: they are this
+                    // peer's own output, and zeroing 32 KiB for every final
+                    // block would let a peer buy much work with few bytes.
+                    state.reset_as(MinReset);
                     self.tail_needed = false;
                     continue;
                 }
@@ -604,9 +608,11 @@ impl DeflateCodec {
             };
             out.truncate(len + written);
             rest = rest.get(used..).unwrap_or_default();
-            // Only misuse of the compressor fails; stop rather than spin.
+            // Only misuse of the compressor fails or stalls; stop rather
+            // than spin.
             debug_assert_eq!(status, TDEFLStatus::Okay);
-            if status != TDEFLStatus::Okay || (rest.is_empty() && written < room) {
+            let stalled = used == 0 && written == 0;
+            if status != TDEFLStatus::Okay || stalled || (rest.is_empty() && written < room) {
                 break;
             }
         }
@@ -732,4 +738,37 @@ fn min_bits(a: Option<u8>, b: Option<u8>) -> Option<u8> {
 
 fn refused(message: &'static str) -> RemoteProtocolError {
     RemoteProtocolError::protocol(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_bits_are_8_to_15_without_leading_zeros() {
+        for bits in 8..=15u8 {
+            let text = alloc::format!("{bits}");
+            assert_eq!(parse_window_bits(&text), Ok(bits));
+        }
+        for bad in [
+            "", "7", "16", "08", "010", "+9", "9 ", "1e1", "255", "99999",
+        ] {
+            assert!(parse_window_bits(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn min_bits_clamps_our_setting() {
+        assert_eq!(min_bits(None, None), None);
+        assert_eq!(min_bits(Some(10), None), Some(10));
+        assert_eq!(min_bits(None, Some(20)), Some(15));
+        assert_eq!(min_bits(Some(12), Some(3)), Some(8));
+        assert_eq!(min_bits(Some(9), Some(11)), Some(9));
+    }
+
+    #[test]
+    fn heap_estimates_are_plausible() {
+        assert!((40_000..50_000).contains(&DECOMPRESSOR_HEAP));
+        assert!((300_000..340_000).contains(&COMPRESSOR_HEAP));
+    }
 }
