@@ -57,6 +57,10 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// miniz_oxide's level 6, zlib's default and what Python's wsproto uses.
 const LEVEL: i32 = 6;
 
+// Level 1 takes miniz_oxide's fast path, which ignores TDEFL_RLE_MATCHES and
+// would break the window limit of run-length-only compression.
+const _: () = assert!(LEVEL != 1);
+
 /// Raw deflate (no zlib header), in the zlib convention of
 /// `create_comp_flags_from_zip_params`.
 const RAW_DEFLATE: i32 = -(MAX_WINDOW_BITS as i32);
