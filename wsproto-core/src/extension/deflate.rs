@@ -268,35 +268,21 @@ impl Extension for PerMessageDeflate {
         }
         let answered = Params::parse(response).map_err(refused)?;
 
-        let client_max_window_bits = match answered.client_max_window_bits {
-            None => None,
-            Some(None) => return Err(refused("client_max_window_bits without a value")),
-            Some(Some(bits)) => {
-                if self
-                    .client_max_window_bits
-                    .is_some_and(|ours| bits > clamp_bits(ours))
-                {
-                    return Err(refused("client_max_window_bits larger than offered"));
-                }
-                Some(bits)
-            }
-        };
-        let server_max_window_bits = match answered.server_max_window_bits {
-            None if self.server_max_window_bits.is_some() => {
-                return Err(refused("server_max_window_bits requested but not granted"));
-            }
-            None => None,
-            Some(None) => return Err(refused("server_max_window_bits without a value")),
-            Some(Some(bits)) => {
-                if self
-                    .server_max_window_bits
-                    .is_some_and(|ours| bits > clamp_bits(ours))
-                {
-                    return Err(refused("server_max_window_bits larger than requested"));
-                }
-                Some(bits)
-            }
-        };
+        let client_max_window_bits = answered_bits(
+            answered.client_max_window_bits,
+            self.client_max_window_bits,
+            "client_max_window_bits without a value",
+            "client_max_window_bits larger than offered",
+        )?;
+        let server_max_window_bits = answered_bits(
+            answered.server_max_window_bits,
+            self.server_max_window_bits,
+            "server_max_window_bits without a value",
+            "server_max_window_bits larger than requested",
+        )?;
+        if self.server_max_window_bits.is_some() && server_max_window_bits.is_none() {
+            return Err(refused("server_max_window_bits requested but not granted"));
+        }
         if self.server_no_context_takeover && !answered.server_no_context_takeover {
             return Err(refused(
                 "server_no_context_takeover requested but not granted",
@@ -737,6 +723,24 @@ fn min_bits(a: Option<u8>, b: Option<u8>) -> Option<u8> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
+    }
+}
+
+/// A window-bits parameter of a response: it needs a value, no larger than
+/// the one we sent (§7.1.2).
+fn answered_bits(
+    answered: Option<Option<u8>>,
+    ours: Option<u8>,
+    no_value: &'static str,
+    too_large: &'static str,
+) -> Result<Option<u8>, RemoteProtocolError> {
+    match answered {
+        None => Ok(None),
+        Some(None) => Err(refused(no_value)),
+        Some(Some(bits)) if ours.is_some_and(|ours| bits > clamp_bits(ours)) => {
+            Err(refused(too_large))
+        }
+        Some(bits) => Ok(bits),
     }
 }
 
