@@ -1,6 +1,7 @@
 //! permessage-deflate (RFC 7692): the RFC's examples, round trips for both
 //! roles, window limits checked by an independent decoder, a deflate bomb,
 //! heap use, and negotiation.
+#![cfg(feature = "deflate")]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -296,6 +297,19 @@ fn bfinal_ends_the_stream_and_the_next_message_starts_a_new_one() {
     // the tail is not needed and the message is still complete.
     let bare = &bfinal[0].0[..bfinal[0].0.len() - 1];
     assert_eq!(inflate_message(&mut codec, &[bare], 16).unwrap(), b"Hello");
+    assert_eq!(
+        inflate_message(&mut codec, &[&hello[0].0], 16).unwrap(),
+        b"Hello"
+    );
+    // Several streams in one message, each ended by a final block.
+    let three = [bare, bare, bare].concat();
+    assert_eq!(
+        inflate_message(&mut codec, &[&three[..9], &three[9..]], 4).unwrap(),
+        b"HelloHelloHello"
+    );
+    // Many empty final blocks (`03 00`) are cheap and carry nothing.
+    let empties = [0x03, 0x00].repeat(50_000);
+    assert_eq!(inflate_message(&mut codec, &[&empties], 16).unwrap(), b"");
     assert_eq!(
         inflate_message(&mut codec, &[&hello[0].0], 16).unwrap(),
         b"Hello"
@@ -1033,10 +1047,20 @@ fn answer(server: &mut PerMessageDeflate, offer: &str) -> Option<String> {
         Some(out)
     } else {
         assert!(out.is_empty(), "declined but wrote {out:?}");
-        assert!(!server.enabled());
-        assert!(server.params().is_none());
         None
     }
+}
+
+/// Offer `offer` to a server that must decline it; returns the server
+/// window of the agreement it still holds.
+fn decline(server: &mut PerMessageDeflate, offer: &str) -> Option<u8> {
+    let offer = parse_extensions(offer).next().unwrap().unwrap();
+    let before = server.params();
+    let mut out = String::new();
+    assert!(!server.accept(&offer, &mut out).unwrap());
+    assert!(out.is_empty(), "declined but wrote {out:?}");
+    assert_eq!(server.params(), before);
+    before.map(|params| params.server_max_window_bits)
 }
 
 fn finalize(
@@ -1264,11 +1288,13 @@ fn server_declines_invalid_offers() {
     ] {
         let mut server = PerMessageDeflate::new();
         assert_eq!(answer(&mut server, offer), None, "{offer}");
+        assert!(!server.enabled() && server.params().is_none(), "{offer}");
     }
-    // A declined offer forgets an earlier agreement; the next one can pass.
+    // A declined offer leaves an earlier agreement; an accepted one
+    // replaces it.
     let mut server = PerMessageDeflate::new();
-    assert!(answer(&mut server, "permessage-deflate").is_some());
-    assert_eq!(answer(&mut server, "permessage-deflate; foo"), None);
+    assert!(answer(&mut server, "permessage-deflate; server_max_window_bits=9").is_some());
+    assert_eq!(decline(&mut server, "permessage-deflate; foo"), Some(9));
     assert!(answer(&mut server, "permessage-deflate; server_max_window_bits=8").is_some());
     assert_eq!(server.params().unwrap().server_max_window_bits, 8);
 }

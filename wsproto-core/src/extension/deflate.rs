@@ -28,7 +28,7 @@ use miniz_oxide::deflate::core::{
     compress as deflate_compress, create_comp_flags_from_zip_params, CompressionStrategy,
     CompressorOxide, TDEFLFlush, TDEFLStatus,
 };
-use miniz_oxide::inflate::stream::{inflate as inflate_stream, FullReset, InflateState};
+use miniz_oxide::inflate::stream::{inflate as inflate_stream, InflateState, MinReset};
 use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
 
 use crate::close::CloseCode;
@@ -56,6 +56,10 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// miniz_oxide's level 6, zlib's default and what Python's wsproto uses.
 const LEVEL: i32 = 6;
+
+// Level 1 takes miniz_oxide's fast path, which ignores TDEFL_RLE_MATCHES and
+// would break the window limit of run-length-only compression.
+const _: () = assert!(LEVEL != 1);
 
 /// Raw deflate (no zlib header), in the zlib convention of
 /// `create_comp_flags_from_zip_params`.
@@ -184,7 +188,9 @@ impl Extension for PerMessageDeflate {
 
     /// Declines (writes nothing, returns `Ok(false)`) an offer with an
     /// unknown or repeated parameter, a missing or invalid value, a value on
-    /// a `*_no_context_takeover`, or a quoted value with escapes. Otherwise
+    /// a `*_no_context_takeover`, or a quoted value with escapes; a decline
+    /// leaves an earlier agreement as it was. The handshake should stop at
+    /// the first offer accepted, as a server accepts at most one. Otherwise
     /// answers:
     ///
     /// - `client_no_context_takeover` if offered or configured;
@@ -198,7 +204,6 @@ impl Extension for PerMessageDeflate {
         offer: &ExtensionOffer<'_>,
         out: &mut dyn fmt::Write,
     ) -> Result<bool, fmt::Error> {
-        self.negotiated = None;
         if offer.name != NAME {
             return Ok(false);
         }
@@ -263,35 +268,21 @@ impl Extension for PerMessageDeflate {
         }
         let answered = Params::parse(response).map_err(refused)?;
 
-        let client_max_window_bits = match answered.client_max_window_bits {
-            None => None,
-            Some(None) => return Err(refused("client_max_window_bits without a value")),
-            Some(Some(bits)) => {
-                if self
-                    .client_max_window_bits
-                    .is_some_and(|ours| bits > clamp_bits(ours))
-                {
-                    return Err(refused("client_max_window_bits larger than offered"));
-                }
-                Some(bits)
-            }
-        };
-        let server_max_window_bits = match answered.server_max_window_bits {
-            None if self.server_max_window_bits.is_some() => {
-                return Err(refused("server_max_window_bits requested but not granted"));
-            }
-            None => None,
-            Some(None) => return Err(refused("server_max_window_bits without a value")),
-            Some(Some(bits)) => {
-                if self
-                    .server_max_window_bits
-                    .is_some_and(|ours| bits > clamp_bits(ours))
-                {
-                    return Err(refused("server_max_window_bits larger than requested"));
-                }
-                Some(bits)
-            }
-        };
+        let client_max_window_bits = answered_bits(
+            answered.client_max_window_bits,
+            self.client_max_window_bits,
+            "client_max_window_bits without a value",
+            "client_max_window_bits larger than offered",
+        )?;
+        let server_max_window_bits = answered_bits(
+            answered.server_max_window_bits,
+            self.server_max_window_bits,
+            "server_max_window_bits without a value",
+            "server_max_window_bits larger than requested",
+        )?;
+        if self.server_max_window_bits.is_some() && server_max_window_bits.is_none() {
+            return Err(refused("server_max_window_bits requested but not granted"));
+        }
         if self.server_no_context_takeover && !answered.server_no_context_takeover {
             return Err(refused(
                 "server_no_context_takeover requested but not granted",
@@ -528,8 +519,11 @@ impl DeflateCodec {
                 Ok(MZStatus::StreamEnd) => {
                     // A final block ended the stream and its output is out.
                     // What follows (normally the empty stored block whose
-                    // end was removed, §7.2.3.4) begins a new stream.
-                    state.reset_as(FullReset(DataFormat::Raw));
+                    // end was removed, §7.2.3.4) begins a new stream. The
+                    // cheap reset keeps the window's bytes: they are this
+                    // peer's own output, and zeroing 32 KiB for every final
+                    // block would let a peer buy much work with few bytes.
+                    state.reset_as(MinReset);
                     self.tail_needed = false;
                     continue;
                 }
@@ -604,9 +598,11 @@ impl DeflateCodec {
             };
             out.truncate(len + written);
             rest = rest.get(used..).unwrap_or_default();
-            // Only misuse of the compressor fails; stop rather than spin.
+            // Only misuse of the compressor fails or stalls; stop rather
+            // than spin.
             debug_assert_eq!(status, TDEFLStatus::Okay);
-            if status != TDEFLStatus::Okay || (rest.is_empty() && written < room) {
+            let stalled = used == 0 && written == 0;
+            if status != TDEFLStatus::Okay || stalled || (rest.is_empty() && written < room) {
                 break;
             }
         }
@@ -730,6 +726,57 @@ fn min_bits(a: Option<u8>, b: Option<u8>) -> Option<u8> {
     }
 }
 
+/// A window-bits parameter of a response: it needs a value, no larger than
+/// the one we sent (§7.1.2).
+fn answered_bits(
+    answered: Option<Option<u8>>,
+    ours: Option<u8>,
+    no_value: &'static str,
+    too_large: &'static str,
+) -> Result<Option<u8>, RemoteProtocolError> {
+    match answered {
+        None => Ok(None),
+        Some(None) => Err(refused(no_value)),
+        Some(Some(bits)) if ours.is_some_and(|ours| bits > clamp_bits(ours)) => {
+            Err(refused(too_large))
+        }
+        Some(bits) => Ok(bits),
+    }
+}
+
 fn refused(message: &'static str) -> RemoteProtocolError {
     RemoteProtocolError::protocol(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_bits_are_8_to_15_without_leading_zeros() {
+        for bits in 8..=15u8 {
+            let text = alloc::format!("{bits}");
+            assert_eq!(parse_window_bits(&text), Ok(bits));
+        }
+        for bad in [
+            "", "7", "16", "08", "010", "+9", "9 ", "1e1", "255", "99999",
+        ] {
+            assert!(parse_window_bits(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn min_bits_clamps_our_setting() {
+        assert_eq!(min_bits(None, None), None);
+        assert_eq!(min_bits(Some(10), None), Some(10));
+        assert_eq!(min_bits(None, Some(20)), Some(15));
+        assert_eq!(min_bits(Some(12), Some(3)), Some(8));
+        assert_eq!(min_bits(Some(9), Some(11)), Some(9));
+    }
+
+    #[test]
+    fn heap_estimates_are_plausible() {
+        assert!((40_000..50_000).contains(&DECOMPRESSOR_HEAP));
+        assert!((300_000..340_000).contains(&COMPRESSOR_HEAP));
+    }
 }
