@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let whole = normalize(feed(&mut connection(*selector), input, &[], input.len() + 1));
     let lengths = [usize::from(*a), usize::from(*b), usize::from(*c)];
-    let capacity = 140 + usize::from(selector >> 3) * 8;
+    let capacity = 140 + usize::from(selector >> 6) * 64;
     let chunked = normalize(feed(&mut connection(*selector), input, &lengths, capacity));
     assert_eq!(whole, chunked);
 });

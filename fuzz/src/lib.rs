@@ -110,6 +110,7 @@ pub fn normalize(mut events: Vec<Ev>) -> Vec<Ev> {
 /// A connection for the role and limits chosen by `selector`.
 pub fn connection(selector: u8) -> Connection<impl FnMut(&mut [u8])> {
     let config = Config::default()
+        .inflate_chunk_size(if selector & 32 != 0 { 16 } else { 4096 })
         .max_frame_size(if selector & 2 != 0 { 300 } else { 1 << 20 })
         .max_message_size(if selector & 4 != 0 { 500 } else { 1 << 20 });
     let role = if selector & 1 != 0 {
@@ -117,5 +118,15 @@ pub fn connection(selector: u8) -> Connection<impl FnMut(&mut [u8])> {
     } else {
         wsproto_core::Role::Client
     };
-    Connection::new(role, config, |dest: &mut [u8]| dest.fill(0x5A))
+    let conn = Connection::new(role, config, |dest: &mut [u8]| dest.fill(0x5A));
+    if selector & 8 != 0 {
+        let params = wsproto_core::extension::deflate::DeflateParams {
+            client_no_context_takeover: selector & 16 != 0,
+            server_no_context_takeover: selector & 16 != 0,
+            ..Default::default()
+        };
+        conn.with_deflate(params)
+    } else {
+        conn
+    }
 }

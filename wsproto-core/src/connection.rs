@@ -940,9 +940,8 @@ impl Receiver {
         let fin = frame.header.fin;
         let kind = self.message.unwrap_or(MessageKind::Binary);
         let n = usize::try_from(frame.remaining).map_or(buf.len(), |r| r.min(buf.len()));
-        if n == 0 && frame.remaining != 0 {
-            return Ok((0, None));
-        }
+        // Even without new input, output the codec could not hand out last
+        // time may be pending.
         let input = &mut buf[..n];
         let mask_offset = (frame.done & 3) as usize;
         if let Some(key) = frame.header.mask {
@@ -970,16 +969,30 @@ impl Receiver {
         frame.done += inflated.consumed as u64;
         frame.remaining -= inflated.consumed as u64;
         let input_done = frame.remaining == 0;
+        // A full `out` may leave output pending in the codec: the frame ends
+        // only once it is drained.
+        let drained = inflated.produced < chunk - carry;
         let message_finished = fin && input_done && inflated.message_done;
-        let frame_finished = input_done && (!fin || inflated.message_done);
+        let frame_finished = input_done && if fin { inflated.message_done } else { drained };
         self.frame = (!frame_finished).then_some(frame);
-        self.inflated_len = self.inflated_len.saturating_add(inflated.produced as u64);
-        if self.inflated_len > config.max_message_size {
+        let data_len = carry + inflated.produced;
+        let room = config.max_message_size.saturating_sub(self.inflated_len);
+        if inflated.produced as u64 > room {
+            // Report the violation that comes first in the message.
+            let within = carry + room as usize;
+            let text = deflate.out.get(..within).unwrap_or_default();
+            if kind == MessageKind::Text {
+                if let Err(err) = core::str::from_utf8(text) {
+                    if err.error_len().is_some() {
+                        return Err(invalid_text(()));
+                    }
+                }
+            }
             return Err(RemoteProtocolError::too_big(
                 "decompressed message larger than the limit",
             ));
         }
-        let data_len = carry + inflated.produced;
+        self.inflated_len += inflated.produced as u64;
         let emit_len = match kind {
             MessageKind::Binary => data_len,
             MessageKind::Text => {
