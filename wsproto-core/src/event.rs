@@ -62,11 +62,12 @@ pub enum Event<'a> {
 /// ```
 /// use wsproto_core::event::{Header, Request};
 /// use wsproto_core::handshake::{Headers, Tokens};
+/// let extra = [Header::new("Origin", b"http://example.com")];
 /// let request = Request {
 ///     host: "example.com",
 ///     target: "/chat",
 ///     subprotocols: Tokens::new(&["chat", "superchat"]),
-///     extra_headers: Headers::new(&[Header::new("Origin", b"http://example.com")]),
+///     extra_headers: Headers::new(&extra),
 ///     ..Request::default()
 /// };
 /// assert_eq!(request.subprotocols.len(), 2);

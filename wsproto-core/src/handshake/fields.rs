@@ -330,7 +330,8 @@ impl<'a> Iterator for TokensIter<'a> {
 /// ```
 /// use wsproto_core::event::Header;
 /// use wsproto_core::handshake::Headers;
-/// let headers = Headers::new(&[Header::new("Origin", b"http://example.com")]);
+/// let list = [Header::new("Origin", b"http://example.com")];
+/// let headers = Headers::new(&list);
 /// assert_eq!(headers.get("origin"), Some(&b"http://example.com"[..]));
 /// assert_eq!(headers.len(), 1);
 /// ```

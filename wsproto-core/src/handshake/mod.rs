@@ -559,8 +559,9 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
     /// assert_eq!((r.consumed, r.event), (0, Ok(None)));
     /// buf.extend_from_slice(b"Upgrade: websocket\r\nConnection: Upgrade\r\n\
     ///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    /// let len = buf.len();
     /// let r = hs.receive(&mut buf);
-    /// assert_eq!(r.consumed, buf.len());
+    /// assert_eq!(r.consumed, len);
     /// match r.event {
     ///     Ok(Some(Event::Request(request))) => assert_eq!(request.target, "/chat"),
     ///     other => panic!("{other:?}"),
