@@ -11,7 +11,7 @@ use wsproto_core::event::{
 };
 use wsproto_core::extension::{Extension, ExtensionOffer};
 use wsproto_core::handshake::{
-    ExtensionSet, Handshake, HandshakeConfig, Headers, Side, Tokens, UpgradeError,
+    Client, ExtensionSet, Handshake, HandshakeConfig, Headers, Side, Tokens, UpgradeError,
 };
 use wsproto_core::{ConnectionState, RemoteProtocolError, SendError};
 
@@ -65,7 +65,10 @@ fn config() -> HandshakeConfig {
     HandshakeConfig::default()
 }
 
-fn client() -> Handshake<wsproto_core::handshake::Client<fn(&mut [u8])>> {
+/// A client whose nonce is the RFC sample nonce.
+type TestClient = Handshake<Client<fn(&mut [u8])>>;
+
+fn client() -> TestClient {
     Handshake::client(config(), sample_rng as fn(&mut [u8]))
 }
 
@@ -228,7 +231,7 @@ fn every_split<S: Side, E: ExtensionSet>(
 }
 
 /// A client that has sent the §1.2 request.
-fn waiting_client() -> Handshake<wsproto_core::handshake::Client<fn(&mut [u8])>> {
+fn waiting_client() -> TestClient {
     let mut hs = client();
     send(&mut hs, rfc_request().into());
     hs
@@ -1354,4 +1357,98 @@ fn send_into_reuses_one_code_path() {
         "a client sends one Request, before anything else"
     );
     assert_eq!(out.len(), 6 + GOLDEN_REQUEST.len());
+}
+
+// ---------------------------------------------------------------------------
+// Robustness: mutated heads never panic and never over-consume
+
+/// xorshift64*, enough to mutate inputs reproducibly.
+struct Mutator(u64);
+
+impl Mutator {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn mutate(&mut self, input: &[u8]) -> Vec<u8> {
+        const INTERESTING: &[u8] = b"\r\n:, ;=\"\\\t0aZ\x00\xff";
+        let mut out = input.to_vec();
+        for _ in 0..1 + self.below(4) {
+            let at = self.below(out.len() + 1);
+            match self.below(4) {
+                0 if at < out.len() => {
+                    out.remove(at);
+                }
+                1 => out.insert(at, INTERESTING[self.below(INTERESTING.len())]),
+                2 if at < out.len() => out[at] = self.next() as u8,
+                _ => {
+                    let end = (at + self.below(16)).min(out.len());
+                    let copy = out[at..end].to_vec();
+                    let to = self.below(out.len() + 1);
+                    out.splice(to..to, copy);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Feeds `input` in random pieces, checking the consumed counts.
+fn feed_randomly<S: Side, E: ExtensionSet>(
+    hs: &mut Handshake<S, E>,
+    input: &[u8],
+    rng: &mut Mutator,
+) {
+    let mut buf = Vec::new();
+    let mut fed = 0;
+    while fed < input.len() {
+        let n = 1 + rng.below(input.len() - fed);
+        buf.extend_from_slice(&input[fed..fed + n]);
+        fed += n;
+        for _ in 0..1000 {
+            let len = buf.len();
+            let received = hs.receive(&mut buf);
+            let consumed = received.consumed;
+            assert!(consumed <= len);
+            let stop = match received.event {
+                Ok(Some(_)) => false,
+                Ok(None) => consumed == 0,
+                Err(_) => true,
+            };
+            buf.drain(..consumed);
+            if stop {
+                break;
+            }
+        }
+    }
+    let _ = hs.receive_eof();
+}
+
+#[test]
+fn mutated_heads_never_panic() {
+    let mut rng = Mutator(0x5eed_1234_abcd_0001);
+    let chunked = b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n\
+        2\r\nno\r\n0\r\nX: 1\r\n\r\n";
+    let sized = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 3\r\n\r\nabc";
+    for _ in 0..3000 {
+        let request = rng.mutate(RFC_REQUEST);
+        let mut server = Handshake::server(config()).with_extensions(Some(Probe::new("x")));
+        feed_randomly(&mut server, &request, &mut rng);
+        if server.state() == ConnectionState::Connecting {
+            let _ = server.send(&AcceptConnection::default().into(), &mut [0; 1024]);
+        }
+        for response in [RFC_RESPONSE, &chunked[..], &sized[..]] {
+            let response = rng.mutate(response);
+            let mut client = client().with_extensions(Some(Probe::new("x")));
+            send(&mut client, rfc_request().into());
+            feed_randomly(&mut client, &response, &mut rng);
+        }
+    }
 }

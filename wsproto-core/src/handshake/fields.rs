@@ -125,6 +125,11 @@ enum TokensRepr<'a> {
 
 impl<'a> Tokens<'a> {
     /// The empty list.
+    ///
+    /// ```
+    /// use wsproto_core::handshake::Tokens;
+    /// assert!(Tokens::EMPTY.is_empty());
+    /// ```
     pub const EMPTY: Tokens<'static> = Tokens::new(&[]);
 
     /// A list of the given tokens, in order.
@@ -343,6 +348,11 @@ pub struct Headers<'a> {
 
 impl<'a> Headers<'a> {
     /// The empty list.
+    ///
+    /// ```
+    /// use wsproto_core::handshake::Headers;
+    /// assert_eq!(Headers::EMPTY.len(), 0);
+    /// ```
     pub const EMPTY: Headers<'static> = Headers::new(&[]);
 
     /// A list of the given headers, in order.

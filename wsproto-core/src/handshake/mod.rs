@@ -136,23 +136,51 @@ use crate::event::{Event, RejectData};
 use crate::random::{NoRandom, RandomSource};
 
 /// The most headers a head may have, whatever the configuration says.
+///
+/// ```
+/// use wsproto_core::handshake::{HandshakeConfig, MAX_HEADERS};
+/// assert!(HandshakeConfig::default().max_headers <= MAX_HEADERS);
+/// ```
 pub const MAX_HEADERS: usize = 64;
 
 /// The largest head the handshake parses, whatever the configuration says
 /// (offsets into it are kept as `u16`).
+///
+/// ```
+/// use wsproto_core::handshake::{HandshakeConfig, MAX_HEAD_SIZE};
+/// assert!(HandshakeConfig::default().max_head_size <= MAX_HEAD_SIZE);
+/// ```
 pub const MAX_HEAD_SIZE: usize = u16::MAX as usize;
 
 /// Bytes of storage for the subprotocols a client offers (their names plus a
 /// separator each). A server refuses larger offers with 431; a client cannot
 /// send them.
+///
+/// ```
+/// use wsproto_core::event::Request;
+/// use wsproto_core::handshake::{Handshake, HandshakeConfig, Tokens, SUBPROTOCOL_CAPACITY};
+/// let long = "p".repeat(SUBPROTOCOL_CAPACITY + 1);
+/// let offers = [long.as_str()];
+/// let request = Request { host: "h", target: "/", subprotocols: Tokens::new(&offers), ..Request::default() };
+/// let mut hs = Handshake::client(HandshakeConfig::default(), |d: &mut [u8]| d.fill(1));
+/// assert!(hs.send(&request.into(), &mut [0; 1024]).is_err());
+/// ```
 pub const SUBPROTOCOL_CAPACITY: usize = 256;
 
 /// Bytes of storage for the `Sec-WebSocket-Extensions` value a server sends
-/// (what its extensions accepted).
+/// (what its extensions accepted). Beyond it the request is refused with 500.
+///
+/// ```
+/// assert_eq!(wsproto_core::handshake::EXTENSIONS_CAPACITY, 256);
+/// ```
 pub const EXTENSIONS_CAPACITY: usize = 256;
 
 /// Bytes of storage for the names of the extensions a client offers by hand
 /// (in [`Request::extensions`](crate::event::Request::extensions)).
+///
+/// ```
+/// assert_eq!(wsproto_core::handshake::RAW_OFFER_CAPACITY, 128);
+/// ```
 pub const RAW_OFFER_CAPACITY: usize = 128;
 
 /// Limits and settings of a [`Handshake`].
@@ -216,6 +244,22 @@ mod sealed {
 
 /// The role of a [`Handshake`], as a type: [`Client`] (which owns the random
 /// source) or [`Server`]. Sealed.
+///
+/// ```
+/// use wsproto_core::handshake::{Handshake, Side};
+/// use wsproto_core::Role;
+/// fn describe<S: Side, E>(hs: &Handshake<S, E>) -> &'static str
+/// where
+///     E: wsproto_core::handshake::ExtensionSet,
+/// {
+///     match hs.role() {
+///         Role::Client => "client",
+///         Role::Server => "server",
+///     }
+/// }
+/// let hs = Handshake::server(Default::default());
+/// assert_eq!(describe(&hs), "server");
+/// ```
 pub trait Side: sealed::Sealed {
     /// The random source of the connection handed over.
     type Rng: RandomSource;
@@ -242,8 +286,13 @@ pub trait Side: sealed::Sealed {
 ///     Handshake::client(HandshakeConfig::default(), |d: &mut [u8]| d.fill(1));
 /// assert_eq!(hs.role(), Role::Client);
 /// ```
-#[derive(Debug)]
 pub struct Client<R>(R);
+
+impl<R> fmt::Debug for Client<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Client")
+    }
+}
 
 /// The server role.
 ///
@@ -297,6 +346,29 @@ impl Side for Server {
 /// See the [module documentation](self) for the call order. Events returned
 /// by [`receive`](Self::receive) borrow the caller's buffer and the
 /// handshake; discard the consumed bytes only once the event is handled.
+/// Anything kept from a received [`Request`](crate::event::Request) for the
+/// answer must not borrow it: choose the subprotocol with
+/// [`Tokens::select`], which returns the server's own string.
+///
+/// ```
+/// use wsproto_core::event::{AcceptConnection, Event};
+/// use wsproto_core::handshake::{Handshake, HandshakeConfig};
+///
+/// let mut hs = Handshake::server(HandshakeConfig::default());
+/// let mut buf = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
+///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+///     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v1, v2\r\n\r\n".to_vec();
+/// let received = hs.receive(&mut buf);
+/// let subprotocol = match received.event? {
+///     Some(Event::Request(request)) => request.subprotocols.select(&["v2", "v1"]),
+///     _ => None,
+/// };
+/// let accept = AcceptConnection { subprotocol, ..AcceptConnection::default() };
+/// let mut out = [0u8; 256];
+/// let n = hs.send(&accept.into(), &mut out)?;
+/// assert!(out[..n].ends_with(b"Sec-WebSocket-Protocol: v2\r\n\r\n"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Handshake<S = Server, E = NoExtensions> {
     side: S,
     extensions: E,
@@ -870,10 +942,10 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
     }
 }
 
-impl<S: Side + fmt::Debug, E> fmt::Debug for Handshake<S, E> {
+impl<S: Side, E> fmt::Debug for Handshake<S, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handshake")
-            .field("side", &self.side)
+            .field("role", &self.side.role())
             .field("phase", &self.phase)
             .field("config", &self.config)
             .finish_non_exhaustive()
@@ -949,6 +1021,17 @@ impl<R, E> Upgraded<R, E> {
 }
 
 /// Why [`Handshake::initiate_upgrade_connection`] failed.
+///
+/// ```
+/// use wsproto_core::event::Header;
+/// use wsproto_core::handshake::{Handshake, HandshakeConfig, UpgradeError};
+/// let mut hs = Handshake::server(HandshakeConfig::default());
+/// let err = hs.initiate_upgrade_connection(&[Header::new("Host", b"h")], "/").unwrap_err();
+/// match err {
+///     UpgradeError::Remote(err) => assert_eq!(err.message(), "the request has no `Upgrade: websocket` header"),
+///     other => panic!("{other}"),
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UpgradeError {

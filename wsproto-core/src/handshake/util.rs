@@ -9,9 +9,18 @@ use crate::random::RandomSource;
 
 /// The GUID a server appends to the client's key before hashing it
 /// (RFC 6455 §1.3).
+///
+/// ```
+/// use wsproto_core::handshake::WEBSOCKET_GUID;
+/// assert_eq!(WEBSOCKET_GUID.len(), 36);
+/// ```
 pub const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// The protocol version of RFC 6455, sent in `Sec-WebSocket-Version`.
+///
+/// ```
+/// assert_eq!(wsproto_core::handshake::WEBSOCKET_VERSION, "13");
+/// ```
 pub const WEBSOCKET_VERSION: &str = "13";
 
 /// A fresh `Sec-WebSocket-Key`: 16 bytes from `rng`, base64-encoded into 24
@@ -108,9 +117,12 @@ impl<'a> Iterator for ListSplit<'a> {
                     break;
                 }
             }
-            // `end` is either the length or the index of an ASCII comma, so
-            // both splits fall on character boundaries.
-            let (element, rest) = self.rest.split_at(end);
+            // `end` is the length or the index of an ASCII comma: always a
+            // character boundary.
+            let Some((element, rest)) = self.rest.split_at_checked(end) else {
+                self.rest = "";
+                return None;
+            };
             self.rest = rest.get(1..).unwrap_or("");
             let element = trim_ows(element);
             if !element.is_empty() {
