@@ -6,7 +6,7 @@ use crate::error::RemoteProtocolError;
 use crate::event::RejectData;
 
 use super::fields::Source;
-use super::util::{has_token, trim_ows_bytes};
+use super::util::{trim_ows, trim_ows_bytes};
 use super::MAX_HEADERS;
 
 /// The longest chunk-size line accepted, extensions included.
@@ -71,7 +71,7 @@ impl BodyDecoder {
             let last = core::str::from_utf8(last)
                 .ok()
                 .and_then(|v| v.rsplit(',').next())
-                .map(super::util::trim_ows);
+                .map(trim_ows);
             if last.is_some_and(|c| c.eq_ignore_ascii_case("chunked")) {
                 Framing::Chunked(Chunk::Size)
             } else {
@@ -259,7 +259,7 @@ pub(crate) enum BodyEncoder {
 
 /// Whether a `Transfer-Encoding` value is exactly `chunked`.
 pub(crate) fn is_chunked(value: &[u8]) -> bool {
-    has_token(value, "chunked") && trim_ows_bytes(value).eq_ignore_ascii_case(b"chunked")
+    trim_ows_bytes(value).eq_ignore_ascii_case(b"chunked")
 }
 
 #[cfg(test)]
