@@ -8,6 +8,7 @@
 //! [`Connection::receive`]: crate::Connection::receive
 
 use crate::close::CloseCode;
+use crate::handshake::{Headers, Tokens};
 
 /// One HTTP header: a name and its raw value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +54,24 @@ pub enum Event<'a> {
 }
 
 /// The opening request of a client (RFC 6455 §4.1).
+///
+/// A client sends one, built from slices ([`Tokens::new`],
+/// [`Headers::new`]); a server receives one whose lists read the request head
+/// in its buffer.
+///
+/// ```
+/// use wsproto_core::event::{Header, Request};
+/// use wsproto_core::handshake::{Headers, Tokens};
+/// let extra = [Header::new("Origin", b"http://example.com")];
+/// let request = Request {
+///     host: "example.com",
+///     target: "/chat",
+///     subprotocols: Tokens::new(&["chat", "superchat"]),
+///     extra_headers: Headers::new(&extra),
+///     ..Request::default()
+/// };
+/// assert_eq!(request.subprotocols.len(), 2);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Request<'a> {
     /// The `Host` header.
@@ -60,22 +79,36 @@ pub struct Request<'a> {
     /// The request target, such as `/chat?room=1`.
     pub target: &'a str,
     /// Subprotocols offered, most preferred first.
-    pub subprotocols: &'a [&'a str],
-    /// Extension offers, each as it appears in `Sec-WebSocket-Extensions`.
-    pub extensions: &'a [&'a str],
-    /// Other headers of the request.
-    pub extra_headers: &'a [Header<'a>],
+    pub subprotocols: Tokens<'a>,
+    /// Extension offers, each as it appears in `Sec-WebSocket-Extensions`
+    /// (parse one with [`parse_extensions`](crate::extension::parse_extensions)).
+    /// When sending, these are offered verbatim after the offers of the
+    /// handshake's own extensions, for extensions the caller negotiates itself.
+    pub extensions: Tokens<'a>,
+    /// Other headers of the request. A received request lists every header
+    /// except `Host`, `Sec-WebSocket-Protocol` and `Sec-WebSocket-Extensions`.
+    pub extra_headers: Headers<'a>,
 }
 
 /// The server's acceptance of the opening handshake (RFC 6455 §4.2.2).
+///
+/// ```
+/// use wsproto_core::event::AcceptConnection;
+/// let accept = AcceptConnection { subprotocol: Some("chat"), ..AcceptConnection::default() };
+/// assert!(accept.extensions.is_empty());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct AcceptConnection<'a> {
     /// The subprotocol chosen from the client's offer.
     pub subprotocol: Option<&'a str>,
-    /// Extensions accepted, as they appear in `Sec-WebSocket-Extensions`.
-    pub extensions: &'a [&'a str],
-    /// Other headers of the response.
-    pub extra_headers: &'a [Header<'a>],
+    /// Extensions accepted, each as it appears in `Sec-WebSocket-Extensions`.
+    /// When sending, these follow what the handshake's own extensions
+    /// accepted, verbatim, for extensions the caller negotiates itself.
+    pub extensions: Tokens<'a>,
+    /// Other headers of the response. A received response lists every header
+    /// except `Connection`, `Upgrade`, `Sec-WebSocket-Accept`,
+    /// `Sec-WebSocket-Protocol` and `Sec-WebSocket-Extensions`.
+    pub extra_headers: Headers<'a>,
 }
 
 /// A refusal of the opening handshake with an HTTP status.

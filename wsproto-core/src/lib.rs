@@ -38,4 +38,5 @@ pub use close::CloseCode;
 pub use connection::{Config, Connection, ConnectionState, Received, Role};
 pub use error::{BufferTooSmall, LocalProtocolError, RemoteProtocolError, SendError};
 pub use event::Event;
+pub use handshake::{Handshake, HandshakeConfig, Headers, Tokens, Upgraded};
 pub use random::{NoRandom, RandomSource};

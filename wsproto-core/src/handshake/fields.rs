@@ -1,0 +1,575 @@
+//! The list fields of handshake events without a heap: [`Tokens`] and
+//! [`Headers`].
+//!
+//! Each wraps either a slice the caller built (to send an event) or a head
+//! the handshake parsed, kept as offsets into the caller's buffer (a received
+//! event). Both are `Copy` and iterate in wire order.
+
+use core::fmt;
+use core::slice;
+
+use super::util::{trim_ows, ListSplit};
+use crate::event::Header;
+
+/// Where a header sits in a parsed head: offsets and lengths of its name and
+/// value. Heads are at most `u16::MAX` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Span {
+    name: (u16, u16),
+    value: (u16, u16),
+}
+
+impl Span {
+    /// The span of `name` and `value`, two subslices of `head`.
+    pub(crate) fn locate(head: &[u8], name: &[u8], value: &[u8]) -> Option<Self> {
+        Some(Self {
+            name: offset(head, name)?,
+            value: offset(head, value)?,
+        })
+    }
+
+    /// The header this span points at in `head`, if it fits there.
+    fn resolve(self, head: &[u8]) -> Option<Header<'_>> {
+        let name = core::str::from_utf8(slice_of(head, self.name)?).ok()?;
+        Some(Header::new(name, slice_of(head, self.value)?))
+    }
+}
+
+fn offset(head: &[u8], part: &[u8]) -> Option<(u16, u16)> {
+    let start = part.as_ptr().addr().checked_sub(head.as_ptr().addr())?;
+    let end = start.checked_add(part.len())?;
+    if end > head.len() {
+        return None;
+    }
+    Some((u16::try_from(start).ok()?, u16::try_from(part.len()).ok()?))
+}
+
+fn slice_of(head: &[u8], (start, len): (u16, u16)) -> Option<&[u8]> {
+    let start = usize::from(start);
+    head.get(start..start + usize::from(len))
+}
+
+/// A list of headers: a caller's slice or a parsed head.
+#[derive(Clone, Copy)]
+pub(crate) enum Source<'a> {
+    Slice(&'a [Header<'a>]),
+    Parsed { head: &'a [u8], spans: &'a [Span] },
+}
+
+impl<'a> Source<'a> {
+    pub(crate) fn iter(self) -> SourceIter<'a> {
+        match self {
+            Self::Slice(headers) => SourceIter::Slice(headers.iter()),
+            Self::Parsed { head, spans } => SourceIter::Parsed {
+                head,
+                spans: spans.iter(),
+            },
+        }
+    }
+
+    /// The values of the headers named `name` (ASCII case-insensitively).
+    pub(crate) fn values(self, name: &'static str) -> impl Iterator<Item = &'a [u8]> {
+        self.iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum SourceIter<'a> {
+    Slice(slice::Iter<'a, Header<'a>>),
+    Parsed {
+        head: &'a [u8],
+        spans: slice::Iter<'a, Span>,
+    },
+}
+
+impl<'a> Iterator for SourceIter<'a> {
+    type Item = Header<'a>;
+
+    fn next(&mut self) -> Option<Header<'a>> {
+        match self {
+            Self::Slice(headers) => headers.next().copied(),
+            Self::Parsed { head, spans } => spans.find_map(|span| span.resolve(head)),
+        }
+    }
+}
+
+/// A list of tokens, such as the subprotocols or extension offers of a
+/// [`Request`](crate::event::Request).
+///
+/// Build one from a slice to send an event; a received event's list reads
+/// the head the handshake parsed, splitting the comma-separated values of
+/// every header of that name, without copying.
+///
+/// ```
+/// use wsproto_core::handshake::Tokens;
+/// let tokens = Tokens::new(&["chat", "superchat"]);
+/// assert!(tokens.contains("chat"));
+/// assert_eq!(tokens.iter().collect::<Vec<_>>(), ["chat", "superchat"]);
+/// assert!(Tokens::default().is_empty());
+/// ```
+#[derive(Clone, Copy)]
+pub struct Tokens<'a> {
+    repr: TokensRepr<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum TokensRepr<'a> {
+    List(&'a [&'a str]),
+    Field {
+        source: Source<'a>,
+        name: &'static str,
+    },
+}
+
+impl<'a> Tokens<'a> {
+    /// The empty list.
+    ///
+    /// ```
+    /// use wsproto_core::handshake::Tokens;
+    /// assert!(Tokens::EMPTY.is_empty());
+    /// ```
+    pub const EMPTY: Tokens<'static> = Tokens::new(&[]);
+
+    /// A list of the given tokens, in order.
+    ///
+    /// ```
+    /// use wsproto_core::handshake::Tokens;
+    /// const PROTOCOLS: Tokens<'static> = Tokens::new(&["v2.chat", "v1.chat"]);
+    /// assert_eq!(PROTOCOLS.len(), 2);
+    /// ```
+    #[must_use]
+    pub const fn new(tokens: &'a [&'a str]) -> Self {
+        Self {
+            repr: TokensRepr::List(tokens),
+        }
+    }
+
+    /// The comma-separated elements of every header called `name`.
+    pub(crate) const fn field(source: Source<'a>, name: &'static str) -> Self {
+        Self {
+            repr: TokensRepr::Field { source, name },
+        }
+    }
+
+    /// The tokens, in order.
+    ///
+    /// ```
+    /// use wsproto_core::handshake::Tokens;
+    /// let mut it = Tokens::new(&["a", "b"]).iter();
+    /// assert_eq!((it.next(), it.next(), it.next()), (Some("a"), Some("b"), None));
+    /// ```
+    pub fn iter(&self) -> TokensIter<'a> {
+        TokensIter {
+            repr: match self.repr {
+                TokensRepr::List(list) => TokensIterRepr::List(list.iter()),
+                TokensRepr::Field { source, name } => TokensIterRepr::Field {
+                    headers: source.iter(),
+                    name,
+                    current: ListSplit::new(""),
+                },
+            },
+        }
+    }
+
+    /// Whether the list has no tokens.
+    ///
+    /// ```
+    /// use wsproto_core::handshake::Tokens;
+    /// assert!(Tokens::new(&[]).is_empty());
+    /// assert!(!Tokens::new(&["chat"]).is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    /// The number of tokens.
+    ///
+    /// ```
+    /// use wsproto_core::handshake::Tokens;
+    /// assert_eq!(Tokens::new(&["a", "b", "c"]).len(), 3);
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether `token` is in the list (compared exactly, as subprotocol
+    /// names are).
+    ///
+    /// ```
+    /// use wsproto_core::handshake::Tokens;
+    /// assert!(Tokens::new(&["chat"]).contains("chat"));
+    /// assert!(!Tokens::new(&["chat"]).contains("Chat"));
+    /// ```
+    #[must_use]
+    pub fn contains(&self, token: &str) -> bool {
+        self.iter().any(|t| t == token)
+    }
+
+    /// The first entry of `supported` that this list contains: a server's
+    /// choice of subprotocol in its own order of preference.
+    ///
+    /// The result borrows `supported`, not the list, so a server can pass it
+    /// to [`AcceptConnection`](crate::event::AcceptConnection) once the
+    /// received request is gone.
+    ///
+    /// ```
+    /// use wsproto_core::handshake::Tokens;
+    /// let offered = Tokens::new(&["v1.chat", "v2.chat"]);
+    /// assert_eq!(offered.select(&["v2.chat", "v1.chat"]), Some("v2.chat"));
+    /// assert_eq!(offered.select(&["v3.chat"]), None);
+    /// ```
+    #[must_use]
+    pub fn select<'s>(&self, supported: &[&'s str]) -> Option<&'s str> {
+        supported.iter().copied().find(|s| self.contains(s))
+    }
+}
+
+impl Default for Tokens<'_> {
+    fn default() -> Self {
+        Tokens::new(&[])
+    }
+}
+
+impl<'a> From<&'a [&'a str]> for Tokens<'a> {
+    fn from(tokens: &'a [&'a str]) -> Self {
+        Self::new(tokens)
+    }
+}
+
+impl<'a, const N: usize> From<&'a [&'a str; N]> for Tokens<'a> {
+    fn from(tokens: &'a [&'a str; N]) -> Self {
+        Self::new(tokens)
+    }
+}
+
+impl fmt::Debug for Tokens<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// Two lists are equal when they hold the same tokens in the same order,
+/// however they are stored.
+impl PartialEq for Tokens<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Tokens<'_> {}
+
+impl<'a> IntoIterator for Tokens<'a> {
+    type Item = &'a str;
+    type IntoIter = TokensIter<'a>;
+
+    fn into_iter(self) -> TokensIter<'a> {
+        self.iter()
+    }
+}
+
+impl<'a> IntoIterator for &Tokens<'a> {
+    type Item = &'a str;
+    type IntoIter = TokensIter<'a>;
+
+    fn into_iter(self) -> TokensIter<'a> {
+        self.iter()
+    }
+}
+
+/// The iterator of [`Tokens::iter`].
+///
+/// ```
+/// use wsproto_core::handshake::{Tokens, TokensIter};
+/// let it: TokensIter<'_> = Tokens::new(&["x"]).iter();
+/// assert_eq!(it.count(), 1);
+/// ```
+#[derive(Clone, Debug)]
+pub struct TokensIter<'a> {
+    repr: TokensIterRepr<'a>,
+}
+
+#[derive(Clone, Debug)]
+enum TokensIterRepr<'a> {
+    List(slice::Iter<'a, &'a str>),
+    Field {
+        headers: SourceIter<'a>,
+        name: &'static str,
+        current: ListSplit<'a>,
+    },
+}
+
+impl<'a> Iterator for TokensIter<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        match &mut self.repr {
+            TokensIterRepr::List(list) => list.next().copied(),
+            TokensIterRepr::Field {
+                headers,
+                name,
+                current,
+            } => loop {
+                if let Some(token) = current.next() {
+                    return Some(token);
+                }
+                let header = headers.find(|h| h.name.eq_ignore_ascii_case(name))?;
+                // Values were checked to be UTF-8 when the head was accepted;
+                // anything else is skipped rather than trusted.
+                *current = ListSplit::new(core::str::from_utf8(header.value).unwrap_or(""));
+            },
+        }
+    }
+}
+
+/// A list of headers, such as the `extra_headers` of a
+/// [`Request`](crate::event::Request).
+///
+/// Build one from a slice to send an event; a received event's list reads
+/// the parsed head in the caller's buffer, leaving out the headers the event
+/// reports in its own fields.
+///
+/// ```
+/// use wsproto_core::event::Header;
+/// use wsproto_core::handshake::Headers;
+/// let list = [Header::new("Origin", b"http://example.com")];
+/// let headers = Headers::new(&list);
+/// assert_eq!(headers.get("origin"), Some(&b"http://example.com"[..]));
+/// assert_eq!(headers.len(), 1);
+/// ```
+#[derive(Clone, Copy)]
+pub struct Headers<'a> {
+    source: Source<'a>,
+    except: &'static [&'static str],
+}
+
+impl<'a> Headers<'a> {
+    /// The empty list.
+    ///
+    /// ```
+    /// use wsproto_core::handshake::Headers;
+    /// assert_eq!(Headers::EMPTY.len(), 0);
+    /// ```
+    pub const EMPTY: Headers<'static> = Headers::new(&[]);
+
+    /// A list of the given headers, in order.
+    ///
+    /// ```
+    /// use wsproto_core::event::Header;
+    /// use wsproto_core::handshake::Headers;
+    /// const EXTRA: Headers<'static> = Headers::new(&[Header::new("Server", b"demo")]);
+    /// assert!(!EXTRA.is_empty());
+    /// ```
+    #[must_use]
+    pub const fn new(headers: &'a [Header<'a>]) -> Self {
+        Self {
+            source: Source::Slice(headers),
+            except: &[],
+        }
+    }
+
+    /// The headers of `source` not named in `except` (lowercase names).
+    pub(crate) const fn except(source: Source<'a>, except: &'static [&'static str]) -> Self {
+        Self { source, except }
+    }
+
+    /// The headers, in order.
+    ///
+    /// ```
+    /// use wsproto_core::event::Header;
+    /// use wsproto_core::handshake::Headers;
+    /// let list = [Header::new("A", b"1"), Header::new("B", b"2")];
+    /// let names: Vec<&str> = Headers::new(&list).iter().map(|h| h.name).collect();
+    /// assert_eq!(names, ["A", "B"]);
+    /// ```
+    pub fn iter(&self) -> HeadersIter<'a> {
+        HeadersIter {
+            inner: self.source.iter(),
+            except: self.except,
+        }
+    }
+
+    /// Whether the list has no headers.
+    ///
+    /// ```
+    /// use wsproto_core::handshake::Headers;
+    /// assert!(Headers::default().is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    /// The number of headers.
+    ///
+    /// ```
+    /// use wsproto_core::event::Header;
+    /// use wsproto_core::handshake::Headers;
+    /// assert_eq!(Headers::new(&[Header::new("A", b"1")]).len(), 1);
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// The value of the first header called `name`, compared ASCII
+    /// case-insensitively.
+    ///
+    /// ```
+    /// use wsproto_core::event::Header;
+    /// use wsproto_core::handshake::Headers;
+    /// let list = [Header::new("Retry-After", b"120")];
+    /// assert_eq!(Headers::new(&list).get("retry-after"), Some(&b"120"[..]));
+    /// assert_eq!(Headers::new(&list).get("location"), None);
+    /// ```
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&'a [u8]> {
+        self.iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+
+    /// The value of the first header called `name` as text, with
+    /// surrounding whitespace trimmed; `None` if absent or not UTF-8.
+    ///
+    /// ```
+    /// use wsproto_core::event::Header;
+    /// use wsproto_core::handshake::Headers;
+    /// let list = [Header::new("Location", b" /elsewhere ")];
+    /// assert_eq!(Headers::new(&list).get_str("location"), Some("/elsewhere"));
+    /// ```
+    #[must_use]
+    pub fn get_str(&self, name: &str) -> Option<&'a str> {
+        core::str::from_utf8(self.get(name)?).ok().map(trim_ows)
+    }
+}
+
+impl Default for Headers<'_> {
+    fn default() -> Self {
+        Headers::new(&[])
+    }
+}
+
+impl<'a> From<&'a [Header<'a>]> for Headers<'a> {
+    fn from(headers: &'a [Header<'a>]) -> Self {
+        Self::new(headers)
+    }
+}
+
+impl<'a, const N: usize> From<&'a [Header<'a>; N]> for Headers<'a> {
+    fn from(headers: &'a [Header<'a>; N]) -> Self {
+        Self::new(headers)
+    }
+}
+
+impl fmt::Debug for Headers<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// Two lists are equal when they hold the same headers in the same order,
+/// however they are stored.
+impl PartialEq for Headers<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers<'_> {}
+
+impl<'a> IntoIterator for Headers<'a> {
+    type Item = Header<'a>;
+    type IntoIter = HeadersIter<'a>;
+
+    fn into_iter(self) -> HeadersIter<'a> {
+        self.iter()
+    }
+}
+
+impl<'a> IntoIterator for &Headers<'a> {
+    type Item = Header<'a>;
+    type IntoIter = HeadersIter<'a>;
+
+    fn into_iter(self) -> HeadersIter<'a> {
+        self.iter()
+    }
+}
+
+/// The iterator of [`Headers::iter`].
+///
+/// ```
+/// use wsproto_core::event::Header;
+/// use wsproto_core::handshake::{Headers, HeadersIter};
+/// let list = [Header::new("A", b"1")];
+/// let it: HeadersIter<'_> = Headers::new(&list).iter();
+/// assert_eq!(it.count(), 1);
+/// ```
+#[derive(Clone, Debug)]
+pub struct HeadersIter<'a> {
+    inner: SourceIter<'a>,
+    except: &'static [&'static str],
+}
+
+impl<'a> Iterator for HeadersIter<'a> {
+    type Item = Header<'a>;
+
+    fn next(&mut self) -> Option<Header<'a>> {
+        let except = self.except;
+        self.inner
+            .find(|h| !except.iter().any(|e| h.name.eq_ignore_ascii_case(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed<'a>(head: &'a [u8], spans: &'a mut heapless::Vec<Span, 8>) -> Source<'a> {
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut req = httparse::Request::new(&mut headers);
+        assert!(req.parse(head).unwrap().is_complete());
+        for h in req.headers.iter() {
+            spans
+                .push(Span::locate(head, h.name.as_bytes(), h.value).unwrap())
+                .unwrap();
+        }
+        Source::Parsed { head, spans }
+    }
+
+    #[test]
+    fn parsed_tokens_span_several_headers() {
+        let head = b"GET / HTTP/1.1\r\nX: 1\r\nsec-websocket-protocol: a, b\r\n\
+                     Y: 2\r\nSec-WebSocket-Protocol: ,c\r\n\r\n";
+        let mut spans = heapless::Vec::new();
+        let source = parsed(head, &mut spans);
+        let tokens = Tokens::field(source, "sec-websocket-protocol");
+        assert_eq!(tokens, Tokens::new(&["a", "b", "c"]));
+        assert_eq!(tokens.len(), 3);
+        assert_eq!(tokens.select(&["z", "c", "a"]), Some("c"));
+        let extra = Headers::except(source, &["sec-websocket-protocol"]);
+        assert_eq!(
+            extra,
+            Headers::new(&[Header::new("X", b"1"), Header::new("Y", b"2")])
+        );
+        assert_eq!(extra.get("y"), Some(&b"2"[..]));
+        assert!(Tokens::field(source, "none").is_empty());
+    }
+
+    #[test]
+    fn spans_out_of_range_are_skipped() {
+        let head = b"GET / HTTP/1.1\r\nLonger-Name: value\r\n\r\n";
+        let mut spans = heapless::Vec::new();
+        let _ = parsed(head, &mut spans);
+        // The wrong (shorter) head: nothing resolves, nothing panics.
+        let source = Source::Parsed {
+            head: b"GET",
+            spans: &spans,
+        };
+        assert!(Headers::except(source, &[]).is_empty());
+        assert!(Span::locate(b"abc", b"abcd", b"").is_none());
+    }
+}
