@@ -548,7 +548,7 @@ impl<R: RandomSource> Connection<R> {
     /// Write only the header of a data frame, for vectored writes without a
     /// copy: the caller sends the header, then its own payload of
     /// `payload_len` bytes, masked in place with
-    /// [`apply_mask`](crate::frame::mask::apply_mask)`(payload, key, 0)` when
+    /// `apply_mask(payload, key, 0)` ([`crate::frame::mask::apply_mask`]) when
     /// [`FrameStart::mask`] is set.
     ///
     /// `message_finished == false` starts or continues a fragmented message,
