@@ -130,3 +130,101 @@ pub fn connection(selector: u8) -> Connection<impl FnMut(&mut [u8])> {
         conn
     }
 }
+
+/// A chunking-independent description of a handshake event or error.
+fn describe(event: &Event<'_>, out: &mut Vec<String>) {
+    match event {
+        Event::Request(r) => out.push(format!(
+            "request {} {} {:?} {:?} {:?}",
+            r.host,
+            r.target,
+            r.subprotocols.iter().collect::<Vec<_>>(),
+            r.extensions.iter().collect::<Vec<_>>(),
+            r.extra_headers.iter().map(|h| (h.name, h.value)).collect::<Vec<_>>(),
+        )),
+        Event::AcceptConnection(a) => out.push(format!(
+            "accept {:?} {:?} {:?}",
+            a.subprotocol,
+            a.extensions.iter().collect::<Vec<_>>(),
+            a.extra_headers.iter().map(|h| (h.name, h.value)).collect::<Vec<_>>(),
+        )),
+        Event::RejectConnection(r) => out.push(format!("reject {} {}", r.status_code, r.has_body)),
+        Event::RejectData(d) => {
+            // Body chunks depend on how the input was split: merge them.
+            let hex: String = d.data.iter().map(|b| format!("{b:02x}")).collect();
+            match out.last_mut() {
+                Some(last) if last.starts_with("body ") && !last.ends_with(" end") => {
+                    last.push_str(&hex);
+                }
+                _ => out.push(format!("body {hex}")),
+            }
+            if d.body_finished {
+                if let Some(last) = out.last_mut() {
+                    last.push_str(" end");
+                }
+            }
+        }
+        other => out.push(format!("{other:?}")),
+    }
+}
+
+/// Feed `input` to a handshake in pieces (lengths cycled) through a buffer
+/// of `capacity` bytes; returns the events, the error, and the bytes used.
+pub fn feed_handshake<S, E>(
+    hs: &mut wsproto_core::handshake::Handshake<S, E>,
+    input: &[u8],
+    lengths: &[usize],
+    capacity: usize,
+) -> (Vec<String>, usize)
+where
+    S: wsproto_core::handshake::Side,
+    E: wsproto_core::handshake::ExtensionSet,
+{
+    let mut events = Vec::new();
+    let mut buf = vec![0u8; capacity];
+    let (mut filled, mut fed, mut turn, mut used) = (0usize, 0usize, 0usize, 0usize);
+    loop {
+        let want = lengths.get(turn % lengths.len().max(1)).copied().unwrap_or(usize::MAX).max(1);
+        turn += 1;
+        let n = want.min(capacity - filled).min(input.len() - fed);
+        buf[filled..filled + n].copy_from_slice(&input[fed..fed + n]);
+        filled += n;
+        fed += n;
+        loop {
+            let received = hs.receive(&mut buf[..filled]);
+            let consumed = received.consumed;
+            assert!(consumed <= filled, "consumed more than given");
+            let progressed = match received.event {
+                Ok(Some(event)) => {
+                    describe(&event, &mut events);
+                    true
+                }
+                Ok(None) => consumed > 0,
+                Err(err) => {
+                    // How far parsing got before the violation depends on
+                    // the pieces; only the verdict is compared.
+                    events.push(format!("error {:?}", err.hint()));
+                    return (events, 0);
+                }
+            };
+            used += consumed;
+            buf.copy_within(consumed..filled, 0);
+            filled -= consumed;
+            if !progressed || hs.state() == wsproto_core::ConnectionState::Open {
+                break;
+            }
+        }
+        if fed == input.len() || hs.state() == wsproto_core::ConnectionState::Open {
+            if let Ok(Some(event)) = hs.receive_eof() {
+                describe(&event, &mut events);
+            }
+            return (events, used);
+        }
+        if filled == capacity {
+            // The head did not fit: the handshake's own limit must have
+            // failed it before the buffer filled.
+            events.push("buffer full".into());
+            return (events, used);
+        }
+    }
+}
