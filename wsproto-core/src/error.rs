@@ -12,6 +12,7 @@ use core::fmt;
 
 use crate::close::CloseCode;
 use crate::event::{CloseConnection, Event, Header, RejectConnection};
+use crate::handshake::Headers;
 
 /// The caller asked for something the protocol forbids in the current state,
 /// such as sending a message after a close frame.
@@ -147,9 +148,9 @@ impl RemoteProtocolError {
             ErrorHint::Reject(status_code) => Event::RejectConnection(RejectConnection {
                 status_code,
                 headers: if status_code == 426 {
-                    &VERSION_HEADER
+                    Headers::new(&VERSION_HEADER)
                 } else {
-                    &[]
+                    Headers::EMPTY
                 },
                 has_body: false,
             }),

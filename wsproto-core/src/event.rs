@@ -116,8 +116,8 @@ pub struct AcceptConnection<'a> {
 pub struct RejectConnection<'a> {
     /// The HTTP status code, such as 400.
     pub status_code: u16,
-    /// Response headers.
-    pub headers: &'a [Header<'a>],
+    /// Response headers. A received refusal lists all of its headers.
+    pub headers: Headers<'a>,
     /// Whether [`RejectData`] events carrying a body follow.
     pub has_body: bool,
 }
@@ -126,7 +126,7 @@ impl Default for RejectConnection<'_> {
     fn default() -> Self {
         Self {
             status_code: 400,
-            headers: &[],
+            headers: Headers::EMPTY,
             has_body: false,
         }
     }

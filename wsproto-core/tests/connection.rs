@@ -598,6 +598,7 @@ fn send_rules() {
     assert_eq!(&out[..n], &[0x88, 0x00]);
 }
 
+#[cfg(feature = "alloc")]
 #[test]
 fn client_and_server_talk() {
     let mut client = Connection::client(Config::default(), counter_rng());

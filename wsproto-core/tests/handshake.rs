@@ -649,7 +649,7 @@ fn refusal_with_content_length() {
     ];
     let reject = RejectConnection {
         status_code: 403,
-        headers: &headers,
+        headers: Headers::new(&headers),
         has_body: true,
     };
     let mut wire = send(&mut server, reject.into());
@@ -690,9 +690,10 @@ fn refusal_with_content_length() {
 fn refusal_chunked() {
     let mut server = Handshake::server(config());
     drive(&mut server, RFC_REQUEST, 0, false);
+    let headers = [Header::new("WWW-Authenticate", b"Basic")];
     let reject = RejectConnection {
         status_code: 401,
-        headers: &[Header::new("WWW-Authenticate", b"Basic")],
+        headers: Headers::new(&headers),
         has_body: true,
     };
     let mut wire = send(&mut server, reject.into());
@@ -773,7 +774,10 @@ fn refusal_headers_and_zero_copy_body() {
     let received = hs.receive(&mut buf);
     let consumed = received.consumed;
     match received.event {
-        Ok(Some(Event::RejectConnection(r))) => assert!(r.headers.is_empty()),
+        Ok(Some(Event::RejectConnection(r))) => {
+            assert_eq!(r.headers.get_str("retry-after"), Some("30"));
+            assert_eq!(r.headers.len(), 2);
+        }
         other => panic!("{other:?}"),
     }
     let headers = hs.received_headers(&buf[..consumed]);
@@ -1271,13 +1275,13 @@ fn local_errors() {
     ];
     let reject = RejectConnection {
         status_code: 400,
-        headers: &both,
+        headers: Headers::new(&both),
         has_body: true,
     };
     local(&mut s, reject.into());
     let reject = RejectConnection {
         status_code: 400,
-        headers: &both[..1],
+        headers: Headers::new(&both[..1]),
         has_body: true,
     };
     send(&mut s, reject.into());

@@ -330,7 +330,7 @@ impl Event {
             Event::RejectConnection(r) => {
                 core_event::Event::RejectConnection(core_event::RejectConnection {
                     status_code: r.status_code,
-                    headers: &scratch.headers,
+                    headers: Headers::new(&scratch.headers),
                     has_body: r.has_body,
                 })
             }

@@ -152,7 +152,7 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
         // 101, the client handles the response per HTTP procedures."
         if status != 101 {
             let body = (status >= 200).then(|| BodyDecoder::for_response(status, source));
-            return self.refusal(status, body, head_len);
+            return self.refusal(status, body, head_len, head);
         }
         if version != 1 {
             return self.fail(RemoteProtocolError::protocol(
@@ -183,19 +183,24 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
     /// handshake without a body, as in the Python library; any other has a
     /// body, possibly empty, delivered as `RejectData` events.
     fn refusal<'a>(
-        &mut self,
+        &'a mut self,
         status: u16,
         body: Option<Result<BodyDecoder, RemoteProtocolError>>,
         head_len: usize,
+        head: &'a [u8],
     ) -> Received<'a> {
         self.phase = match body {
             Some(Ok(decoder)) => Phase::ReceivingBody(decoder),
             Some(Err(err)) => return self.fail(err),
             None => Phase::Closed,
         };
+        let source = Source::Parsed {
+            head,
+            spans: &self.spans,
+        };
         let reject = RejectConnection {
             status_code: status,
-            headers: &[],
+            headers: Headers::except(source, &[]),
             has_body: body.is_some(),
         };
         Received {

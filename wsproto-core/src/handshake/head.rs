@@ -182,12 +182,12 @@ pub(crate) fn write_accept(w: &mut Writer<'_>, head: &AcceptHead<'_>) {
 pub(crate) fn write_reject(
     w: &mut Writer<'_>,
     status: u16,
-    headers: &[Header<'_>],
+    headers: Headers<'_>,
     framing: Option<Header<'_>>,
 ) {
     // Writing to a `Writer` cannot fail.
     let _ = write!(w, "HTTP/1.1 {status} {}\r\n", reason_phrase(status));
-    for header in headers.iter().chain(framing.as_ref()) {
+    for header in headers.iter().chain(framing) {
         w.header(header.name, header.value);
     }
     w.put(b"\r\n");
@@ -259,7 +259,7 @@ mod tests {
             write_reject(
                 w,
                 403,
-                &[Header::new("X", b"y")],
+                Headers::new(&[Header::new("X", b"y")]),
                 Some(Header::new("Content-Length", b"0")),
             )
         })
@@ -268,7 +268,7 @@ mod tests {
             &out[..n],
             b"HTTP/1.1 403 Forbidden\r\nX: y\r\nContent-Length: 0\r\n\r\n"
         );
-        let n = emit(&mut out, |w| write_reject(w, 599, &[], None)).unwrap();
+        let n = emit(&mut out, |w| write_reject(w, 599, Headers::EMPTY, None)).unwrap();
         assert_eq!(&out[..n], b"HTTP/1.1 599 \r\n\r\n");
         let n = emit(&mut out, |w| write_chunk(w, &[7u8; 26], true)).unwrap();
         assert_eq!(&out[..5], b"1a\r\n\x07");

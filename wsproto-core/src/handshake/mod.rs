@@ -751,7 +751,7 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
     /// use wsproto_core::handshake::{Handshake, HandshakeConfig};
     /// let mut hs = Handshake::server(HandshakeConfig::default());
     /// let mut out = [0u8; 128];
-    /// let reject = RejectConnection { status_code: 404, headers: &[], has_body: true };
+    /// let reject = RejectConnection { status_code: 404, has_body: true, ..Default::default() };
     /// let n = hs.send(&reject.into(), &mut out)?;
     /// assert_eq!(&out[..n], b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n");
     /// let data = RejectData { data: b"nope", body_finished: true };

@@ -153,10 +153,10 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
             )
             .into());
         }
-        check_headers(Headers::new(reject.headers))?;
+        check_headers(reject.headers)?;
         let mut length = None;
         let mut chunked = false;
-        for header in reject.headers {
+        for header in reject.headers.iter() {
             if header.name.eq_ignore_ascii_case("content-length") {
                 let value = parse_length(header.value).ok_or(LocalProtocolError::new(
                     "invalid Content-Length in the refusal",
