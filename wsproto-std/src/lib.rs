@@ -235,12 +235,31 @@ impl WSConnection {
         }
     }
 
-    /// The events in the bytes received so far. A protocol violation by the
-    /// peer is an `Err` whose
+    /// The events in the bytes received so far, taken now, so that the
+    /// connection is free to [`send`](Self::send) while they are handled. A
+    /// protocol violation by the peer is an `Err` whose
     /// [`event_hint`](RemoteProtocolError::event_hint) should be sent (see
-    /// [`send_core`](Self::send_core)); nothing more follows it.
-    pub fn events(&mut self) -> Events<'_> {
-        Events { conn: self }
+    /// [`send_core`](Self::send_core)); nothing follows it.
+    ///
+    /// Payloads are not copied: they share the receive buffer.
+    pub fn events(&mut self) -> Events {
+        let mut events = Vec::new();
+        while let Some(event) = self.next_event() {
+            let failed = event.is_err();
+            events.push(event);
+            if failed {
+                break;
+            }
+        }
+        Events {
+            inner: events.into_iter(),
+        }
+    }
+
+    /// The next event in the bytes received so far, if a whole one is
+    /// there: the lazy form of [`events`](Self::events).
+    pub fn next_event(&mut self) -> Option<Result<Event, RemoteProtocolError>> {
+        self.parse_event()
     }
 
     /// Encode `event` for the wire.
@@ -366,7 +385,7 @@ impl WSConnection {
     }
 
     /// Parse the next event from the receive buffer.
-    fn next_event(&mut self) -> Option<Result<Event, RemoteProtocolError>> {
+    fn parse_event(&mut self) -> Option<Result<Event, RemoteProtocolError>> {
         if let Some(event) = self.pending.pop_front() {
             return Some(Ok(event));
         }
@@ -471,18 +490,21 @@ impl WSConnection {
     }
 }
 
-/// An iterator over the events received so far; see
-/// [`WSConnection::events`].
+/// The events taken by [`WSConnection::events`].
 #[derive(Debug)]
-pub struct Events<'c> {
-    conn: &'c mut WSConnection,
+pub struct Events {
+    inner: std::vec::IntoIter<Result<Event, RemoteProtocolError>>,
 }
 
-impl Iterator for Events<'_> {
+impl Iterator for Events {
     type Item = Result<Event, RemoteProtocolError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.conn.next_event()
+        self.inner.next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
     }
 }
 
@@ -582,3 +604,8 @@ fn finish(staged: Staged, chunk: &Bytes) -> Event {
         }),
     }
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
