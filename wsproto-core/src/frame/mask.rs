@@ -1,7 +1,23 @@
 //! Masking (RFC 6455 §5.3): XOR a payload with a 4-byte key, in place.
 //!
 //! `offset` is the position in the payload where `buf` starts, so a payload
-//! can be unmasked in pieces as it arrives.
+//! can be unmasked in pieces as it arrives: byte `i` of `buf` is XORed with
+//! `key[(offset + i) % 4]`.
+//!
+//! [`apply_mask`] uses a SIMD kernel for long buffers where one is compiled
+//! in, and the safe [`apply_mask_words`] otherwise, always under Miri or with
+//! `--cfg wsproto_disable_simd`. The kernels:
+//!
+//! - x86_64 AVX2, detected at run time with the `std` feature or chosen at
+//!   compile time with `target_feature = "avx2"`;
+//! - wasm32 `simd128`, when the build enables that target feature.
+//!
+//! No SSE2 kernel: it measured 43.7/34.7/32.8 GB/s at 4 KiB/64 KiB/1 MiB
+//! against 44.2/34.1/33.2 GB/s for the word loop, which LLVM compiles to the
+//! same 16-byte SSE2 loads, XORs and stores.
+//! No NEON kernel: without aarch64 hardware it could not be shown to beat the
+//! word loop, which LLVM compiles to 16-byte NEON loads, XORs and stores.
+#![allow(unsafe_code)]
 
 /// XOR `buf` in place with `key`, starting at byte `offset` of the payload.
 ///
@@ -11,35 +27,422 @@
 /// apply_mask(&mut data, [0x37, 0xfa, 0x21, 0x3d], 0);
 /// assert_eq!(data, [0x7f, 0x9f, 0x4d, 0x51, 0x58]);
 /// ```
+#[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
+    #[cfg(all(
+        target_arch = "x86_64",
+        not(wsproto_disable_simd),
+        not(miri),
+        any(target_feature = "avx2", feature = "std")
+    ))]
+    if buf.len() >= x86::AVX2_MIN_LEN {
+        x86::avx2(buf, key, offset);
+        return;
+    }
+    #[cfg(all(
+        target_arch = "wasm32",
+        target_feature = "simd128",
+        not(wsproto_disable_simd),
+        not(miri)
+    ))]
+    if buf.len() >= wasm::SIMD128_MIN_LEN {
+        wasm::simd128(buf, key, offset);
+        return;
+    }
     apply_mask_words(buf, key, offset);
 }
 
-/// The bytewise reference implementation.
+/// The bytewise reference implementation: one XOR per byte.
 pub fn apply_mask_bytewise(buf: &mut [u8], key: [u8; 4], offset: usize) {
     for (i, byte) in buf.iter_mut().enumerate() {
-        *byte ^= key[(offset + i) & 3];
+        *byte ^= key[offset.wrapping_add(i) & 3];
     }
 }
 
-/// A safe word-at-a-time implementation.
+/// A safe implementation that XORs eight bytes at a time; the compiler turns
+/// the loops into vector instructions where the target has them.
 pub fn apply_mask_words(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    let rotated = u32::from_ne_bytes(key).rotate_right(((offset & 3) * 8) as u32);
-    let _ = rotated;
-    let key = [
-        key[offset & 3],
-        key[(offset + 1) & 3],
-        key[(offset + 2) & 3],
-        key[(offset + 3) & 3],
-    ];
-    let word = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
+    let word = key_word(key, offset);
+    // wasm32 engines run the plain loop below faster than the 64-byte blocks
+    // (measured in V8: 15 against 11 GB/s at 4 KiB).
+    #[cfg(not(target_arch = "wasm32"))]
+    let buf = mask_blocks(buf, word);
     let mut chunks = buf.chunks_exact_mut(8);
     for chunk in &mut chunks {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(chunk);
-        chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
+        let masked = load_word(chunk) ^ word;
+        chunk.copy_from_slice(&masked.to_ne_bytes());
     }
-    apply_mask_bytewise(chunks.into_remainder(), key, 0);
+    // The tail starts a multiple of 8 bytes in, where the key lines up with
+    // the start of `word`.
+    for (byte, k) in chunks.into_remainder().iter_mut().zip(word.to_ne_bytes()) {
+        *byte ^= k;
+    }
+}
+
+/// XOR the whole 64-byte blocks of `buf` with `word` and return the rest.
+#[cfg(not(target_arch = "wasm32"))]
+#[inline(always)]
+fn mask_blocks(buf: &mut [u8], word: u64) -> &mut [u8] {
+    let mut blocks = buf.chunks_exact_mut(64);
+    for block in &mut blocks {
+        // Load all eight words before storing any, so the block becomes a
+        // few wide loads, XORs and stores (four 16-byte ones on x86_64 and
+        // aarch64).
+        let mut words = [0u64; 8];
+        for (w, chunk) in words.iter_mut().zip(block.chunks_exact(8)) {
+            *w = load_word(chunk) ^ word;
+        }
+        for (w, chunk) in words.iter().zip(block.chunks_exact_mut(8)) {
+            chunk.copy_from_slice(&w.to_ne_bytes());
+        }
+    }
+    blocks.into_remainder()
+}
+
+/// An 8-byte chunk as a native-endian word.
+#[inline(always)]
+fn load_word(chunk: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(chunk);
+    u64::from_ne_bytes(bytes)
+}
+
+/// The key as seen from payload position `offset`: byte 0 of the result
+/// masks the first byte of the buffer.
+#[inline(always)]
+fn rotate_key(key: [u8; 4], offset: usize) -> [u8; 4] {
+    let shift = ((offset & 3) * 8) as u32;
+    let word = u32::from_ne_bytes(key);
+    let rotated = if cfg!(target_endian = "little") {
+        word.rotate_right(shift)
+    } else {
+        word.rotate_left(shift)
+    };
+    rotated.to_ne_bytes()
+}
+
+/// The rotated key twice over, as the native-endian word that masks eight
+/// bytes starting at payload position `offset`.
+#[inline(always)]
+fn key_word(key: [u8; 4], offset: usize) -> u64 {
+    let half = u64::from(u32::from_ne_bytes(rotate_key(key, offset)));
+    half | (half << 32)
+}
+
+/// The SIMD kernels, reachable for tests and benchmarks.
+///
+/// Each getter returns its kernel when it is compiled into this build and the
+/// running CPU supports it, and `None` otherwise. A kernel returned is safe
+/// to call with any buffer and offset, and masks exactly like
+/// [`apply_mask_bytewise`].
+#[doc(hidden)]
+pub mod kernels {
+    /// The signature every masking implementation shares.
+    pub type Kernel = fn(&mut [u8], [u8; 4], usize);
+
+    /// The x86_64 AVX2 kernel (32-byte vectors), if the CPU has AVX2.
+    pub fn avx2() -> Option<Kernel> {
+        #[cfg(all(
+            target_arch = "x86_64",
+            not(wsproto_disable_simd),
+            any(target_feature = "avx2", feature = "std")
+        ))]
+        if super::x86::has_avx2() {
+            return Some(super::x86::avx2);
+        }
+        None
+    }
+
+    /// The wasm32 `simd128` kernel (16-byte vectors), if the build enables
+    /// `simd128`.
+    pub fn simd128() -> Option<Kernel> {
+        #[cfg(all(
+            target_arch = "wasm32",
+            target_feature = "simd128",
+            not(wsproto_disable_simd)
+        ))]
+        {
+            return Some(super::wasm::simd128);
+        }
+        #[allow(unreachable_code)]
+        None
+    }
+}
+
+#[cfg(all(
+    target_arch = "x86_64",
+    not(wsproto_disable_simd),
+    any(target_feature = "avx2", feature = "std")
+))]
+mod x86 {
+    use core::arch::x86_64::{__m256i, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_xor_si256};
+
+    use super::{apply_mask_words, rotate_key};
+
+    /// From this length on the AVX2 kernel is faster than the word loop.
+    pub(super) const AVX2_MIN_LEN: usize = 256;
+
+    /// Whether the running CPU has AVX2.
+    #[inline]
+    pub(super) fn has_avx2() -> bool {
+        #[cfg(target_feature = "avx2")]
+        {
+            true
+        }
+        #[cfg(not(target_feature = "avx2"))]
+        {
+            std::is_x86_feature_detected!("avx2")
+        }
+    }
+
+    /// The AVX2 kernel; runs the word loop on a CPU without AVX2.
+    pub(super) fn avx2(buf: &mut [u8], key: [u8; 4], offset: usize) {
+        if has_avx2() {
+            debug_assert!(has_avx2());
+            // SAFETY: `has_avx2()` was checked on the line above, and AVX2
+            // is the only requirement of `avx2_unchecked`.
+            unsafe { avx2_unchecked(buf, key, offset) }
+        } else {
+            apply_mask_words(buf, key, offset);
+        }
+    }
+
+    /// # Safety
+    ///
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2_unchecked(buf: &mut [u8], key: [u8; 4], offset: usize) {
+        let key = rotate_key(key, offset);
+        let pattern = [u32::from_ne_bytes(key); 8];
+        // SAFETY: `pattern` is 32 readable bytes; `_mm256_loadu_si256`
+        // accepts any alignment; the caller guarantees AVX2.
+        let k = unsafe { _mm256_loadu_si256(pattern.as_ptr().cast::<__m256i>()) };
+        let mut blocks = buf.chunks_exact_mut(128);
+        for block in &mut blocks {
+            debug_assert_eq!(block.len(), 128);
+            let p = block.as_mut_ptr().cast::<__m256i>();
+            // SAFETY: `chunks_exact_mut(128)` yields exactly 128 bytes, so the
+            // four 32-byte vectors at `p..p + 4` lie inside `block`, which is
+            // borrowed mutably here; the unaligned load/store intrinsics
+            // accept any alignment; the caller guarantees AVX2.
+            unsafe {
+                let a = _mm256_loadu_si256(p);
+                let b = _mm256_loadu_si256(p.add(1));
+                let c = _mm256_loadu_si256(p.add(2));
+                let d = _mm256_loadu_si256(p.add(3));
+                _mm256_storeu_si256(p, _mm256_xor_si256(a, k));
+                _mm256_storeu_si256(p.add(1), _mm256_xor_si256(b, k));
+                _mm256_storeu_si256(p.add(2), _mm256_xor_si256(c, k));
+                _mm256_storeu_si256(p.add(3), _mm256_xor_si256(d, k));
+            }
+        }
+        let mut vectors = blocks.into_remainder().chunks_exact_mut(32);
+        for vector in &mut vectors {
+            debug_assert_eq!(vector.len(), 32);
+            let p = vector.as_mut_ptr().cast::<__m256i>();
+            // SAFETY: `chunks_exact_mut(32)` yields exactly 32 bytes at `p`,
+            // borrowed mutably here; the unaligned intrinsics accept any
+            // alignment; the caller guarantees AVX2.
+            unsafe { _mm256_storeu_si256(p, _mm256_xor_si256(_mm256_loadu_si256(p), k)) };
+        }
+        // Everything before the tail is a multiple of 4 bytes long, so the
+        // rotated key applies from its position 0.
+        apply_mask_words(vectors.into_remainder(), key, 0);
+    }
+}
+
+#[cfg(all(
+    target_arch = "wasm32",
+    target_feature = "simd128",
+    not(wsproto_disable_simd)
+))]
+mod wasm {
+    use core::arch::wasm32::{u32x4_splat, v128, v128_load, v128_store, v128_xor};
+
+    use super::{apply_mask_words, rotate_key};
+
+    /// From this length on the `simd128` kernel is at least as fast as the
+    /// word loop.
+    pub(super) const SIMD128_MIN_LEN: usize = 256;
+
+    /// `simd128` is enabled for the whole build, so this needs no detection.
+    pub(super) fn simd128(buf: &mut [u8], key: [u8; 4], offset: usize) {
+        let key = rotate_key(key, offset);
+        let k = u32x4_splat(u32::from_ne_bytes(key));
+        let mut vectors = buf.chunks_exact_mut(16);
+        for vector in &mut vectors {
+            debug_assert_eq!(vector.len(), 16);
+            let p = vector.as_mut_ptr().cast::<v128>();
+            // SAFETY: `chunks_exact_mut(16)` yields exactly 16 bytes at `p`,
+            // borrowed mutably here; `v128_load` and `v128_store` accept any
+            // alignment.
+            unsafe { v128_store(p, v128_xor(v128_load(p), k)) };
+        }
+        // Everything before the tail is a multiple of 4 bytes long, so the
+        // rotated key applies from its position 0.
+        apply_mask_words(vectors.into_remainder(), key, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernels::{self, Kernel};
+    use super::{apply_mask, apply_mask_bytewise, apply_mask_words};
+
+    /// Every length up to this one is tested.
+    const MAX_LEN: usize = if cfg!(miri) { 70 } else { 300 };
+    /// Longer lengths, around the point where `apply_mask` switches to a
+    /// kernel and past every kernel's block size.
+    const LONG_LENS: &[usize] = if cfg!(miri) {
+        &[517]
+    } else {
+        &[511, 512, 513, 517, 640, 767, 1024, 1031, 1279, 2047, 2048]
+    };
+    /// The buffer split at every point, long enough to reach every kernel.
+    const SPLIT_LEN: usize = if cfg!(miri) { 100 } else { 1031 };
+    const MAX_ALIGN: usize = 7;
+    /// Room for the longest length at the largest alignment, plus bytes
+    /// after it that must stay untouched.
+    const BUF: usize = 2048 + MAX_ALIGN + 8;
+    const KEY: [u8; 4] = [0x9e, 0x37, 0x79, 0xb9];
+
+    /// Offsets covering every key phase twice, plus ones near `usize::MAX`
+    /// where `offset + i` would overflow.
+    const OFFSETS: &[usize] = if cfg!(miri) {
+        &[0, 1, 2, 3, 4, 5, 6, 7, usize::MAX - 2]
+    } else {
+        &[
+            0,
+            1,
+            2,
+            3,
+            4,
+            5,
+            6,
+            7,
+            usize::MAX - 2,
+            usize::MAX - 1,
+            usize::MAX,
+        ]
+    };
+
+    /// Pseudo-random bytes (xorshift32), so no lane of a kernel can pass by
+    /// accident.
+    fn data() -> [u8; BUF] {
+        let mut out = [0u8; BUF];
+        let mut state: u32 = 0x1234_5678;
+        for byte in out.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            *byte = (state >> 24) as u8;
+        }
+        out
+    }
+
+    fn implementations() -> impl Iterator<Item = (&'static str, Kernel)> {
+        let all: [(&'static str, Option<Kernel>); 4] = [
+            ("words", Some(apply_mask_words as Kernel)),
+            ("apply_mask", Some(apply_mask as Kernel)),
+            ("avx2", kernels::avx2()),
+            ("simd128", kernels::simd128()),
+        ];
+        all.into_iter()
+            .filter_map(|(name, kernel)| kernel.map(|k| (name, k)))
+    }
+
+    #[test]
+    fn hello_vector() {
+        // RFC 6455 §5.7: a masked "Hello".
+        for (name, kernel) in implementations() {
+            let mut data = *b"Hello";
+            kernel(&mut data, [0x37, 0xfa, 0x21, 0x3d], 0);
+            assert_eq!(data, [0x7f, 0x9f, 0x4d, 0x51, 0x58], "{name}");
+        }
+    }
+
+    #[test]
+    fn bytewise_follows_the_definition() {
+        let input = data();
+        for &offset in OFFSETS {
+            let mut buf = input;
+            apply_mask_bytewise(&mut buf, KEY, offset);
+            for (i, (&masked, &plain)) in buf.iter().zip(input.iter()).enumerate() {
+                let phase = ((offset as u128 + i as u128) % 4) as usize;
+                assert_eq!(masked, plain ^ KEY[phase]);
+            }
+        }
+    }
+
+    #[test]
+    fn matches_bytewise() {
+        let input = data();
+        let mut expected = [0u8; BUF];
+        let mut actual = [0u8; BUF];
+        for len in (0..=MAX_LEN).chain(LONG_LENS.iter().copied()) {
+            for &offset in OFFSETS {
+                for align in 0..=MAX_ALIGN {
+                    // The slice under test, with the `align` bytes before it
+                    // and 8 bytes after it, which must not change.
+                    let used = align + len + 8;
+                    expected[..used].copy_from_slice(&input[..used]);
+                    apply_mask_bytewise(&mut expected[align..align + len], KEY, offset);
+                    for (name, kernel) in implementations() {
+                        actual[..used].copy_from_slice(&input[..used]);
+                        kernel(&mut actual[align..align + len], KEY, offset);
+                        assert!(
+                            expected[..used] == actual[..used],
+                            "{name}: len {len}, offset {offset}, align {align}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn masking_twice_restores() {
+        let input = data();
+        let mut buf = [0u8; BUF];
+        for (name, kernel) in implementations() {
+            for len in (0..=MAX_LEN).chain(LONG_LENS.iter().copied()) {
+                for &offset in OFFSETS {
+                    buf[..len].copy_from_slice(&input[..len]);
+                    kernel(&mut buf[..len], KEY, offset);
+                    if len >= 4 {
+                        assert!(buf[..len] != input[..len], "{name}: len {len} unchanged");
+                    }
+                    kernel(&mut buf[..len], KEY, offset);
+                    assert!(
+                        buf[..len] == input[..len],
+                        "{name}: len {len}, offset {offset}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn split_equals_whole() {
+        let input = data();
+        let len = SPLIT_LEN;
+        let mut whole = [0u8; BUF];
+        let mut parts = [0u8; BUF];
+        for (name, kernel) in implementations() {
+            for &offset in OFFSETS {
+                whole[..len].copy_from_slice(&input[..len]);
+                kernel(&mut whole[..len], KEY, offset);
+                for split in 0..=len {
+                    parts[..len].copy_from_slice(&input[..len]);
+                    let (head, tail) = parts[..len].split_at_mut(split);
+                    kernel(head, KEY, offset);
+                    kernel(tail, KEY, offset.wrapping_add(split));
+                    assert!(
+                        parts[..len] == whole[..len],
+                        "{name}: split {split}, offset {offset}"
+                    );
+                }
+            }
+        }
+    }
 }
