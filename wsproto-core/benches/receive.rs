@@ -1,0 +1,633 @@
+//! Throughput of [`Connection`] on both ends of a connection, beside
+//! tungstenite on the same workloads and beside the best case of unmasking.
+//!
+//! Groups:
+//!
+//! - `receive`: a server receives masked binary and text frames of 16 B,
+//!   125 B, 4 KiB, 64 KiB and 1 MiB (throughput in payload bytes);
+//! - `receive_frames`: the small sizes again, in frames per second;
+//! - `ceiling`: an in-place `u64` XOR over as many payload bytes (the least
+//!   unmasking can cost), and a copy of the wire bytes (the cost of moving
+//!   them into the receive buffer, which `receive` leaves out);
+//! - `send`: a client sends binary messages with `send` (copy and mask) and
+//!   with `send_header` plus [`apply_mask`] in place (the vectored path).
+//!
+//! Every receive iteration starts from a fresh copy of the same pre-built wire
+//! bytes (untimed: unmasking happens in place), then receives every frame of
+//! the buffer. tungstenite gets the same bytes, the same frame count and the
+//! same untimed copy, and reads them through an in-memory stream (its reads
+//! from that stream are timed: they are how it takes bytes in). Every frame
+//! is checked once, for both libraries, before anything is timed.
+//!
+//! Times are the CPU time of the benchmark thread, so time spent descheduled
+//! on a busy machine is left out; `WSPROTO_BENCH_CLOCK=wall` measures
+//! wall-clock time instead.
+//!
+//! Run with `cargo bench -p wsproto-core --bench receive`; results are in
+//! `BENCHMARKS.md` at the top of the repository.
+
+use std::hint::black_box;
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{BatchSize, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
+use tungstenite::protocol::{Message, Role as TungsteniteRole, WebSocket, WebSocketConfig};
+use wsproto_core::connection::MessageKind;
+use wsproto_core::event::{BytesMessage, Event};
+use wsproto_core::frame::mask::apply_mask;
+use wsproto_core::{Config, Connection, Received};
+
+/// Payload sizes of the frames.
+const SIZES: [usize; 5] = [16, 125, 4 << 10, 64 << 10, 1 << 20];
+
+/// Each receive buffer holds at least this many payload bytes.
+const TOTAL_PAYLOAD: usize = 1 << 20;
+
+/// The frame and message limit given to both libraries.
+const LIMIT: usize = 64 << 20;
+
+/// Mostly ASCII text (12 of its 224 bytes are not ASCII) with two-, three-
+/// and four-byte characters, all within the first 125 bytes.
+const TEXT: &str = "Caf\u{e9} sockets \u{2014} bytes go in, events come out, and the caller \
+decides when to read or write; it costs 20 \u{20ac} \u{1f600}. The sans-I/O design keeps \
+the protocol apart from the transport, so one state machine serves every runtime. ";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Binary,
+    Text,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Binary => "binary",
+            Kind::Text => "text",
+        }
+    }
+
+    fn opcode(self) -> u8 {
+        match self {
+            Kind::Binary => 0x2,
+            Kind::Text => 0x1,
+        }
+    }
+}
+
+/// A buffer of masked frames as a client sends them.
+struct Workload {
+    kind: Kind,
+    size: usize,
+    frames: usize,
+    /// The payload of every frame, unmasked.
+    payload: Vec<u8>,
+    /// The frames, each masked with its own key.
+    wire: Vec<u8>,
+}
+
+impl Workload {
+    fn new(kind: Kind, size: usize) -> Self {
+        let frames = TOTAL_PAYLOAD.div_ceil(size).max(1);
+        let payload = match kind {
+            Kind::Binary => binary_payload(size),
+            Kind::Text => text_payload(size),
+        };
+        let mut wire = Vec::with_capacity(frames * (size + 14));
+        let mut key = 0x9e37_79b9_u32;
+        for _ in 0..frames {
+            key = key.rotate_left(5) ^ 0x7f4a_7c15;
+            encode_masked_frame(&mut wire, kind.opcode(), &payload, key.to_le_bytes());
+        }
+        Self {
+            kind,
+            size,
+            frames,
+            payload,
+            wire,
+        }
+    }
+
+    fn payload_bytes(&self) -> u64 {
+        (self.frames * self.size) as u64
+    }
+
+    /// Check once, untimed, that both libraries decode the buffer.
+    fn verify(&self) {
+        let mut conn = Connection::server(Config::default());
+        let mut buf = self.wire.clone();
+        let mut pos = 0;
+        let mut frames = 0;
+        while pos < buf.len() {
+            let Received { consumed, event } = conn.receive(&mut buf[pos..]);
+            let data = match event {
+                Ok(Some(Event::BytesMessage(m))) if self.kind == Kind::Binary => m.data,
+                Ok(Some(Event::TextMessage(m))) if self.kind == Kind::Text => m.data.as_bytes(),
+                other => panic!("unexpected {other:?}"),
+            };
+            assert_eq!(data, &self.payload[..]);
+            pos += consumed;
+            frames += 1;
+        }
+        assert_eq!(frames, self.frames);
+
+        let mut ws = tungstenite_server(&self.wire);
+        for _ in 0..self.frames {
+            match ws.read().expect("tungstenite read") {
+                Message::Binary(data) if self.kind == Kind::Binary => {
+                    assert_eq!(data, self.payload);
+                }
+                Message::Text(text) if self.kind == Kind::Text => {
+                    assert_eq!(text.as_bytes(), &self.payload[..]);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(ws.get_ref().pos, self.wire.len());
+    }
+}
+
+fn binary_payload(size: usize) -> Vec<u8> {
+    let mut state = 0x2545_f491_u32;
+    (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect()
+}
+
+/// Valid UTF-8 of exactly `size` bytes: [`TEXT`] repeated, cut on a
+/// character boundary and padded with ASCII.
+fn text_payload(size: usize) -> Vec<u8> {
+    let mut text = String::with_capacity(size);
+    for ch in TEXT.chars().cycle() {
+        if text.len() + ch.len_utf8() > size {
+            break;
+        }
+        text.push(ch);
+    }
+    while text.len() < size {
+        text.push('.');
+    }
+    text.into_bytes()
+}
+
+/// Append one final frame with the masking bit set, written out by hand so
+/// the input does not depend on the code being measured.
+fn encode_masked_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: [u8; 4]) {
+    out.push(0x80 | opcode);
+    match payload.len() {
+        len @ 0..=125 => out.push(0x80 | len as u8),
+        len @ 126..=0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i & 3]));
+}
+
+fn size_label(size: usize) -> String {
+    match size {
+        s if s >= 1 << 20 => format!("{}MiB", s >> 20),
+        s if s >= 1 << 10 => format!("{}KiB", s >> 10),
+        s => format!("{s}B"),
+    }
+}
+
+/// Receive every frame of `buf` (whole frames only), consuming each event.
+fn receive_all(conn: &mut Connection, buf: &mut [u8]) -> usize {
+    let mut pos = 0;
+    let mut frames = 0;
+    while pos < buf.len() {
+        let Received { consumed, event } = conn.receive(&mut buf[pos..]);
+        match event {
+            Ok(Some(Event::BytesMessage(m))) => {
+                black_box(m.data);
+            }
+            Ok(Some(Event::TextMessage(m))) => {
+                black_box(m.data);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        pos += consumed;
+        frames += 1;
+    }
+    frames
+}
+
+/// An in-memory transport for tungstenite: reads from `input`, discards
+/// writes.
+struct MemoryStream {
+    input: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for MemoryStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let rest = &self.input[self.pos..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Write for MemoryStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn tungstenite_config() -> WebSocketConfig {
+    WebSocketConfig {
+        max_message_size: Some(LIMIT),
+        max_frame_size: Some(LIMIT),
+        ..WebSocketConfig::default()
+    }
+}
+
+fn tungstenite_server(wire: &[u8]) -> WebSocket<MemoryStream> {
+    let stream = MemoryStream {
+        input: wire.to_vec(),
+        pos: 0,
+    };
+    WebSocket::from_raw_socket(stream, TungsteniteRole::Server, Some(tungstenite_config()))
+}
+/// The time the benchmark thread spent running, from the kernel's per-thread
+/// CPU clock: time spent descheduled while other processes use the cores is
+/// left out.
+struct ThreadCpuTime;
+
+impl ThreadCpuTime {
+    #[cfg(unix)]
+    fn now() -> Duration {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid, writable `timespec` for the whole call.
+        let result = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+        assert_eq!(result, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+        Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+    }
+
+    /// Without a per-thread clock: a monotonic one.
+    #[cfg(not(unix))]
+    fn now() -> Duration {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        ORIGIN.get_or_init(std::time::Instant::now).elapsed()
+    }
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        Self::now()
+    }
+
+    fn end(&self, start: Duration) -> Duration {
+        Self::now().saturating_sub(start)
+    }
+
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Values are durations, formatted as wall-clock ones are.
+        static WALL_TIME: WallTime = WallTime;
+        WALL_TIME.formatter()
+    }
+}
+
+/// Times the part of an iteration that follows an untimed setup, with the
+/// clock criterion uses.
+struct Timer<M> {
+    clock: M,
+    /// What reading the clock twice adds to an interval (the median of
+    /// empty intervals), taken off every timed interval.
+    overhead: Duration,
+}
+
+impl<M: Measurement<Value = Duration>> Timer<M> {
+    fn new(clock: M) -> Self {
+        let mut empty: Vec<Duration> = (0..2001)
+            .map(|_| {
+                let start = clock.start();
+                clock.end(start)
+            })
+            .collect();
+        empty.sort_unstable();
+        let overhead = empty[empty.len() / 2];
+        Self { clock, overhead }
+    }
+
+    /// Run `iters` iterations of `run`, each after an untimed `setup`, and
+    /// return the time spent in `run` alone.
+    fn time_iters<T>(
+        &self,
+        iters: u64,
+        state: &mut T,
+        mut setup: impl FnMut(&mut T),
+        mut run: impl FnMut(&mut T),
+    ) -> Duration {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            setup(state);
+            let start = self.clock.start();
+            run(state);
+            total += self.clock.end(start).saturating_sub(self.overhead);
+        }
+        total
+    }
+}
+
+/// wsproto-core and tungstenite receiving the whole buffer of `work`.
+fn bench_receive_pair<M: Measurement<Value = Duration>>(
+    group: &mut BenchmarkGroup<'_, M>,
+    timer: &Timer<M>,
+    work: &Workload,
+) {
+    let label = size_label(work.size);
+
+    let mut conn = Connection::server(Config::default());
+    let mut buf = work.wire.clone();
+    group.bench_function(
+        BenchmarkId::new(format!("{}/wsproto-core", work.kind.name()), &label),
+        |b| {
+            b.iter_custom(|iters| {
+                timer.time_iters(
+                    iters,
+                    &mut buf,
+                    |buf| buf.copy_from_slice(&work.wire),
+                    |buf| {
+                        black_box(receive_all(&mut conn, buf));
+                    },
+                )
+            });
+        },
+    );
+
+    let mut ws = tungstenite_server(&work.wire);
+    let frames = work.frames;
+    group.bench_function(
+        BenchmarkId::new(format!("{}/tungstenite", work.kind.name()), &label),
+        |b| {
+            b.iter_custom(|iters| {
+                timer.time_iters(
+                    iters,
+                    &mut ws,
+                    |ws| {
+                        let stream = ws.get_mut();
+                        stream.input.copy_from_slice(&work.wire);
+                        stream.pos = 0;
+                    },
+                    |ws| {
+                        for _ in 0..frames {
+                            black_box(ws.read().expect("tungstenite read"));
+                        }
+                    },
+                )
+            });
+        },
+    );
+}
+
+fn receive<M: Measurement<Value = Duration>>(c: &mut Criterion<M>, timer: &Timer<M>) {
+    let workloads: Vec<Workload> = [Kind::Binary, Kind::Text]
+        .into_iter()
+        .flat_map(|kind| SIZES.map(|size| Workload::new(kind, size)))
+        .collect();
+    for work in &workloads {
+        work.verify();
+    }
+
+    let mut group = c.benchmark_group("receive");
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(4));
+    for work in &workloads {
+        group.throughput(Throughput::BytesDecimal(work.payload_bytes()));
+        bench_receive_pair(&mut group, timer, work);
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("receive_frames");
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    for work in workloads.iter().filter(|w| w.size <= 125) {
+        group.throughput(Throughput::Elements(work.frames as u64));
+        bench_receive_pair(&mut group, timer, work);
+    }
+    group.finish();
+}
+
+/// XOR `buf` in place with a repeated 8-byte word.
+fn xor_u64(buf: &mut [u8], word: u64) {
+    let mut chunks = buf.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
+    }
+    for (byte, k) in chunks.into_remainder().iter_mut().zip(word.to_ne_bytes()) {
+        *byte ^= k;
+    }
+}
+
+fn ceiling<M: Measurement<Value = Duration>>(c: &mut Criterion<M>, timer: &Timer<M>) {
+    let mut group = c.benchmark_group("ceiling");
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    for size in SIZES {
+        let work = Workload::new(Kind::Binary, size);
+        let label = size_label(size);
+        group.throughput(Throughput::BytesDecimal(work.payload_bytes()));
+
+        // The same number of payload bytes, contiguous, after the same kind of
+        // untimed copy.
+        let pristine = binary_payload(work.payload_bytes() as usize);
+        let mut buf = pristine.clone();
+        group.bench_function(BenchmarkId::new("xor_u64", &label), |b| {
+            b.iter_custom(|iters| {
+                timer.time_iters(
+                    iters,
+                    &mut buf,
+                    |buf| buf.copy_from_slice(&pristine),
+                    |buf| {
+                        xor_u64(black_box(&mut buf[..]), black_box(0x3d21_fa37_3d21_fa37));
+                        black_box(&buf[..]);
+                    },
+                )
+            });
+        });
+
+        // The copy that `receive` leaves out: the wire bytes into the buffer.
+        let mut buf = work.wire.clone();
+        group.bench_function(BenchmarkId::new("copy_wire", &label), |b| {
+            b.iter(|| {
+                buf.copy_from_slice(black_box(&work.wire));
+                black_box(&buf[..]);
+            });
+        });
+    }
+    group.finish();
+}
+
+/// `len` bytes starting on a 4096-byte boundary.
+struct PageAligned {
+    storage: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl PageAligned {
+    const PAGE: usize = 4096;
+
+    fn new(len: usize) -> Self {
+        let storage = vec![0u8; len + Self::PAGE];
+        let start = storage.as_ptr().align_offset(Self::PAGE);
+        Self {
+            storage,
+            start,
+            len,
+        }
+    }
+
+    fn as_ref(&self) -> &[u8] {
+        &self.storage[self.start..self.start + self.len]
+    }
+
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.storage[self.start..self.start + self.len]
+    }
+}
+
+/// A cheap deterministic source of masking keys (xorshift).
+fn cheap_rng() -> impl FnMut(&mut [u8]) {
+    let mut state = 0x6a09_e667_u32;
+    move |dest: &mut [u8]| {
+        for b in dest {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            *b = state as u8;
+        }
+    }
+}
+
+fn send<M: Measurement<Value = Duration>>(c: &mut Criterion<M>) {
+    let mut group = c.benchmark_group("send");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(50);
+    for size in SIZES {
+        let label = size_label(size);
+        let payload = binary_payload(size);
+        group.throughput(Throughput::BytesDecimal(size as u64));
+
+        // The payload and the output both start on a page boundary, as large
+        // allocations do, so the copied body lands `header_len` bytes past
+        // the payload's offset in its page, whatever the heap looks like.
+        let mut client = Connection::client(Config::default(), cheap_rng());
+        let mut source = PageAligned::new(size);
+        source.as_mut().copy_from_slice(&payload);
+        let mut out = PageAligned::new(size + 14);
+        let event = Event::BytesMessage(BytesMessage::new(source.as_ref()));
+        group.bench_function(BenchmarkId::new("wsproto-core/send", &label), |b| {
+            b.iter(|| {
+                let out = out.as_mut();
+                let n = client.send(black_box(&event), out).expect("send");
+                black_box(&out[..n]);
+            });
+        });
+
+        let mut client = Connection::client(Config::default(), cheap_rng());
+        let mut header = [0u8; 14];
+        let mut body = PageAligned::new(size);
+        body.as_mut().copy_from_slice(&payload);
+        group.bench_function(
+            BenchmarkId::new("wsproto-core/send_header+apply_mask", &label),
+            |b| {
+                b.iter(|| {
+                    let body = body.as_mut();
+                    let start = client
+                        .send_header(MessageKind::Binary, body.len(), true, &mut header)
+                        .expect("send_header");
+                    if let Some(key) = start.mask {
+                        apply_mask(black_box(&mut *body), key, 0);
+                    }
+                    black_box((&header[..start.header_len], &*body));
+                });
+            },
+        );
+
+        // tungstenite takes an owned payload: the copy into it is untimed.
+        let stream = MemoryStream {
+            input: Vec::new(),
+            pos: 0,
+        };
+        let mut ws =
+            WebSocket::from_raw_socket(stream, TungsteniteRole::Client, Some(tungstenite_config()));
+        group.bench_function(BenchmarkId::new("tungstenite/send", &label), |b| {
+            b.iter_batched(
+                || Message::Binary(payload.clone()),
+                |message| ws.send(message).expect("tungstenite send"),
+                BatchSize::LargeInput,
+            );
+        });
+    }
+    group.finish();
+}
+
+fn run<M: Measurement<Value = Duration>>(mut criterion: Criterion<M>, clock: M) {
+    let timer = Timer::new(clock);
+    receive(&mut criterion, &timer);
+    ceiling(&mut criterion, &timer);
+    send(&mut criterion);
+    criterion.final_summary();
+}
+
+/// Times are per-thread CPU time unless `WSPROTO_BENCH_CLOCK=wall` asks for
+/// wall-clock time.
+fn main() {
+    if std::env::var("WSPROTO_BENCH_CLOCK").as_deref() == Ok("wall") {
+        run(Criterion::default().configure_from_args(), WallTime);
+    } else {
+        let criterion = Criterion::default()
+            .with_measurement(ThreadCpuTime)
+            .configure_from_args();
+        run(criterion, ThreadCpuTime);
+    }
+}
