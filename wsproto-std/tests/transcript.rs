@@ -680,24 +680,25 @@ fn large_server_pieces(deflate: bool) -> Vec<Vec<u8>> {
 }
 
 /// Large messages, each sent by `conn`: 70 000 bytes of noise (a 64-bit
-/// length), 75 000 bytes of text, and a message of 3 large fragments.
+/// length), 30 000 bytes of text, and a message of 3 fragments (the last
+/// with a 64-bit length).
 fn large_frames(conn: &mut WSConnection) -> Vec<Vec<u8>> {
     vec![
         conn.send(BytesMessage::new(noise(70_000, 1))).unwrap(),
-        conn.send(text(&"añb€😀".repeat(5_000))).unwrap(),
-        conn.send(bytes_part(&noise(40_000, 2), false)).unwrap(),
+        conn.send(text(&"añb€😀".repeat(2_000))).unwrap(),
+        conn.send(bytes_part(&noise(20_000, 2), false)).unwrap(),
         conn.send(bytes_part(&noise(300, 3), false)).unwrap(),
         conn.send(bytes_part(&noise(66_000, 4), true)).unwrap(),
     ]
 }
 
 fn large_events() -> Vec<Ev> {
-    let mut fragmented = noise(40_000, 2);
+    let mut fragmented = noise(20_000, 2);
     fragmented.extend(noise(300, 3));
     fragmented.extend(noise(66_000, 4));
     vec![
         Ev::Bytes(noise(70_000, 1), true),
-        Ev::Text("añb€😀".repeat(5_000), true),
+        Ev::Text("añb€😀".repeat(2_000), true),
         Ev::Bytes(fragmented, true),
     ]
 }
@@ -709,8 +710,8 @@ fn server_large_messages() {
         let outcome = transcript(
             || server_case(deflate, &pieces, true, server_react),
             Cuts::Near {
-                radius: 24,
-                stride: 1_999,
+                radius: 16,
+                stride: 2_999,
             },
         );
         let mut expected = vec![request_ev()];
@@ -1271,8 +1272,8 @@ fn client_large_messages() {
         let outcome = transcript(
             make,
             Cuts::Near {
-                radius: 24,
-                stride: 1_999,
+                radius: 16,
+                stride: 2_999,
             },
         );
         let mut expected = vec![accept_ev()];
@@ -1756,4 +1757,41 @@ fn a_split_frame_is_delivered_as_it_arrives() {
         "all payload bytes of the first piece"
     );
     assert_eq!(second.data.len(), b.len());
+}
+
+/// Receiving a large compressed frame costs about the same whether it is
+/// masked (from a client) or not (from a server).
+///
+/// wsproto-core bug: `Receiver::inflate_payload` (connection.rs) unmasks
+/// all of the frame's bytes in the buffer on every call, then masks again
+/// what the decompressor did not take; each call takes about
+/// `inflate_chunk_size` (16 KiB) of incompressible input, so a frame of `n`
+/// bytes costs O(n² / 16 KiB) of XOR work on a server. Measured: 16 MB in a
+/// release build, 0.8 s masked against 18 ms unmasked; 4 MB in a debug
+/// build, 22.7 s against 14 ms.
+#[test]
+#[ignore = "wsproto-core bug: inflate_payload re-masks the rest of the buffer on every call (quadratic)"]
+fn masked_compressed_frame_costs_as_much_as_an_unmasked_one() {
+    let data = noise(2_000_000, 11);
+    let (mut client, mut server, _, _) = open_pair(Settings::default(), Settings::default());
+    let to_server = client.send(BytesMessage::new(data.clone())).unwrap();
+    let to_client = server.send(BytesMessage::new(data.clone())).unwrap();
+    let time = |conn: &mut WSConnection, wire: &[u8]| {
+        let start = std::time::Instant::now();
+        conn.receive_data(Some(wire)).unwrap();
+        let mut received = 0;
+        for item in conn.events().take(100_000) {
+            if let Event::BytesMessage(m) = item.unwrap() {
+                received += m.data.len();
+            }
+        }
+        assert_eq!(received, data.len());
+        start.elapsed()
+    };
+    let unmasked = time(&mut client, &to_client);
+    let masked = time(&mut server, &to_server);
+    assert!(
+        masked <= unmasked * 10 + std::time::Duration::from_millis(500),
+        "masked {masked:?}, unmasked {unmasked:?}"
+    );
 }
