@@ -1795,3 +1795,63 @@ fn masked_compressed_frame_costs_as_much_as_an_unmasked_one() {
         "masked {masked:?}, unmasked {unmasked:?}"
     );
 }
+
+/// `auto_reply` sends nothing the state forbids: no pong after our own
+/// close frame, and no second close frame when the peer answers ours.
+#[test]
+fn auto_reply_after_our_close() {
+    let pieces = {
+        let (mut peer, _, req, _) = open_pair(Settings::default(), auto_settings());
+        vec![
+            req,
+            peer.send(Ping::new(&b"late ping"[..])).unwrap(),
+            peer.send(CloseConnection::with_reason(4001, "going"))
+                .unwrap(),
+        ]
+    };
+    let make = || Case {
+        conn: WSConnection::with_settings(ConnectionType::Server, auto_settings()),
+        pieces: pieces.clone(),
+        eof: false,
+        react: server_accept_then_close,
+        sent: Vec::new(),
+    };
+    let case = make();
+    let wire = case.pieces.concat();
+    for cut in 0..=wire.len() {
+        let case = make();
+        let mut conn = case.conn;
+        let mut log = Vec::new();
+        let mut sent = Vec::new();
+        let mut failed = false;
+        feed(
+            &mut conn,
+            &wire[..cut],
+            case.react,
+            &mut log,
+            &mut sent,
+            &mut failed,
+        );
+        feed(
+            &mut conn,
+            &wire[cut..],
+            case.react,
+            &mut log,
+            &mut sent,
+            &mut failed,
+        );
+        assert_eq!(
+            merge(log),
+            vec![
+                request_ev(),
+                Ev::Ping(b"late ping".to_vec()),
+                Ev::Close(4001, "going".into(), ConnectionState::Closed),
+            ],
+            "cut {cut}"
+        );
+        assert!(
+            conn.bytes_to_send(None).is_empty(),
+            "cut {cut}: replies queued"
+        );
+    }
+}

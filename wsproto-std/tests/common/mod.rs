@@ -36,7 +36,9 @@ pub fn python() -> Option<PathBuf> {
     match VENV.get_or_init(setup_venv) {
         Ok(Some(python)) => Some(python.clone()),
         Ok(None) => {
-            eprintln!("skipped: python3 not found");
+            // Straight to the process's stderr, past the test harness's
+            // capture, so that the skip is visible.
+            let _ = writeln!(std::io::stderr(), "skipped: python3 not found");
             None
         }
         Err(err) => panic!("setting up the Python venv failed: {err}"),
