@@ -591,6 +591,27 @@ fn our_client_with_wsproto_server_small_windows() {
     );
 }
 
+/// Neither side keeps its compression context between messages: the
+/// payloads repeat across messages, so a back-reference into an earlier
+/// message would fail Python's fresh decompressor.
+#[test]
+fn our_client_with_wsproto_server_no_context_takeover() {
+    let Some(out) = our_client(Scenario {
+        peer: "wsproto-server",
+        settings: Settings::default(),
+        args: &["--no-context-takeover"],
+        server_close: true,
+        expect_deflate: true,
+    }) else {
+        return;
+    };
+    assert_eq!(
+        ext_line(&out),
+        "EXT <PerMessageDeflate client_max_window_bits=15; client_no_context_takeover; \
+         server_max_window_bits=15; server_no_context_takeover>"
+    );
+}
+
 // ---------------------------------------------- our client, websockets
 
 #[test]
@@ -664,6 +685,24 @@ fn wsproto_client_with_our_server_small_windows() {
     assert_eq!(
         ext_line(&out),
         "EXT <PerMessageDeflate client_max_window_bits=9; server_max_window_bits=9>"
+    );
+}
+
+#[test]
+fn wsproto_client_with_our_server_no_context_takeover() {
+    let Some(out) = our_server(Scenario {
+        peer: "wsproto-client",
+        settings: Settings::default(),
+        args: &["--no-context-takeover", "--window-bits", "10", "11"],
+        server_close: false,
+        expect_deflate: true,
+    }) else {
+        return;
+    };
+    assert_eq!(
+        ext_line(&out),
+        "EXT <PerMessageDeflate client_max_window_bits=10; client_no_context_takeover; \
+         server_max_window_bits=11; server_no_context_takeover>"
     );
 }
 

@@ -10,6 +10,9 @@ Options:
                         client_max_window_bits=C and server_max_window_bits=S
                         (a server asks it of clients that offer the parameter;
                         a client offers both)
+    --no-context-takeover
+                        wsproto peers: permessage-deflate with
+                        client_no_context_takeover and server_no_context_takeover
     --server-close      clients: after the script, ask the server to start
                         the closing handshake (by sending the text
                         "close-me") instead of starting it themselves
@@ -59,11 +62,11 @@ def describe(extensions):
 def deflate(options):
     from wsproto.extensions import PerMessageDeflate
 
-    if options.window_bits:
-        client_bits, server_bits = options.window_bits
-        return PerMessageDeflate(client_max_window_bits=client_bits,
-                                 server_max_window_bits=server_bits)
-    return PerMessageDeflate()
+    client_bits, server_bits = options.window_bits or (None, None)
+    return PerMessageDeflate(client_max_window_bits=client_bits,
+                             server_max_window_bits=server_bits,
+                             client_no_context_takeover=options.no_context_takeover,
+                             server_no_context_takeover=options.no_context_takeover)
 
 
 # ---------------------------------------------------------------- wsproto
@@ -264,6 +267,7 @@ def main():
                                          "websockets-server", "websockets-client"])
     parser.add_argument("arg")
     parser.add_argument("--window-bits", nargs=2, type=int, metavar=("C", "S"))
+    parser.add_argument("--no-context-takeover", action="store_true")
     parser.add_argument("--server-close", action="store_true")
     options = parser.parse_args()
     {
