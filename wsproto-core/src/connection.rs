@@ -939,7 +939,12 @@ impl Receiver {
     ) -> Result<(usize, Option<Event<'a>>), RemoteProtocolError> {
         let fin = frame.header.fin;
         let kind = self.message.unwrap_or(MessageKind::Binary);
-        let n = usize::try_from(frame.remaining).map_or(buf.len(), |r| r.min(buf.len()));
+        let chunk = config.inflate_chunk_size.max(16);
+        // Unmask no more than one chunk's worth: input the codec does not
+        // take is masked again, and that must not grow with the frame.
+        let n = usize::try_from(frame.remaining)
+            .map_or(buf.len(), |r| r.min(buf.len()))
+            .min(chunk);
         // Even without new input, output the codec could not hand out last
         // time may be pending.
         let input = &mut buf[..n];
@@ -950,7 +955,6 @@ impl Receiver {
         let end_of_message = fin && n as u64 == frame.remaining;
         // The split code point of the last chunk goes first.
         let carry = deflate.tail_len;
-        let chunk = config.inflate_chunk_size.max(16);
         if deflate.out.len() != chunk {
             deflate.out.resize(chunk, 0);
         }

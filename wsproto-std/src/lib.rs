@@ -113,8 +113,8 @@ pub struct WSConnection {
     rx: BytesMut,
     /// The peer closed the transport.
     eof: bool,
-    /// Events produced outside of parsing.
-    pending: VecDeque<Event>,
+    /// Events produced outside of parsing (an upgrade parsed elsewhere).
+    queue: VecDeque<Event>,
     /// Automatic replies.
     outbox: Vec<u8>,
     subprotocol: Option<String>,
@@ -174,7 +174,7 @@ impl WSConnection {
             phase,
             rx: BytesMut::new(),
             eof: false,
-            pending: VecDeque::new(),
+            queue: VecDeque::new(),
             outbox: Vec::new(),
             subprotocol: None,
         }
@@ -235,31 +235,30 @@ impl WSConnection {
         }
     }
 
-    /// The events in the bytes received so far, taken now, so that the
-    /// connection is free to [`send`](Self::send) while they are handled. A
-    /// protocol violation by the peer is an `Err` whose
+    /// The events in the bytes received so far, parsed as the iterator is
+    /// advanced (so the state follows the events taken, as in Python). An
+    /// event the iterator does not reach stays in the buffer.
+    ///
+    /// To send while handling events, take them one at a time with
+    /// [`next_event`](Self::next_event) instead:
+    /// `while let Some(event) = ws.next_event() { ... ws.send(...) ... }`.
+    ///
+    /// A protocol violation by the peer is an `Err` whose
     /// [`event_hint`](RemoteProtocolError::event_hint) should be sent (see
     /// [`send_core`](Self::send_core)); nothing follows it.
     ///
     /// Payloads are not copied: they share the receive buffer.
-    pub fn events(&mut self) -> Events {
-        let mut events = Vec::new();
-        while let Some(event) = self.next_event() {
-            let failed = event.is_err();
-            events.push(event);
-            if failed {
-                break;
-            }
-        }
-        Events {
-            inner: events.into_iter(),
-        }
+    pub fn events(&mut self) -> Events<'_> {
+        Events { conn: self }
     }
 
     /// The next event in the bytes received so far, if a whole one is
-    /// there: the lazy form of [`events`](Self::events).
+    /// there.
     pub fn next_event(&mut self) -> Option<Result<Event, RemoteProtocolError>> {
-        self.parse_event()
+        match self.queue.pop_front() {
+            Some(event) => Some(Ok(event)),
+            None => self.parse_event(),
+        }
     }
 
     /// Encode `event` for the wire.
@@ -337,7 +336,7 @@ impl WSConnection {
             .map(|(name, value)| core_event::Header::new(name, value))
             .collect();
         let request = hs.initiate_upgrade_connection(&headers, path)?;
-        self.pending.push_back(Event::Request(events::Request {
+        self.queue.push_back(Event::Request(events::Request {
             host: request.host.to_owned(),
             target: request.target.to_owned(),
             subprotocols: owned_tokens(request.subprotocols),
@@ -386,9 +385,6 @@ impl WSConnection {
 
     /// Parse the next event from the receive buffer.
     fn parse_event(&mut self) -> Option<Result<Event, RemoteProtocolError>> {
-        if let Some(event) = self.pending.pop_front() {
-            return Some(Ok(event));
-        }
         let base = self.rx.as_ptr() as usize;
         let len = self.rx.len();
         let locate = |data: &[u8]| -> Payload {
@@ -490,21 +486,18 @@ impl WSConnection {
     }
 }
 
-/// The events taken by [`WSConnection::events`].
+/// An iterator over the events received so far; see
+/// [`WSConnection::events`].
 #[derive(Debug)]
-pub struct Events {
-    inner: std::vec::IntoIter<Result<Event, RemoteProtocolError>>,
+pub struct Events<'c> {
+    conn: &'c mut WSConnection,
 }
 
-impl Iterator for Events {
+impl Iterator for Events<'_> {
     type Item = Result<Event, RemoteProtocolError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.inner.next()
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.inner.size_hint()
+        self.conn.next_event()
     }
 }
 
