@@ -116,11 +116,11 @@ fn expected(events: &[Event<'_>]) -> Vec<Ev> {
 fn round_trips_in_both_roles_and_context_modes() {
     let events = corpus();
     let want = expected(&events);
-    for (client_nct, server_nct, bits) in [
-        (false, false, 15),
-        (true, true, 15),
-        (true, false, 9),
-        (false, true, 8),
+    for (client_nct, server_nct, bits, level) in [
+        (false, false, 15, 6),
+        (true, true, 15, 1),
+        (true, false, 9, 1),
+        (false, true, 8, 9),
     ] {
         let params = DeflateParams {
             client_no_context_takeover: client_nct,
@@ -128,6 +128,7 @@ fn round_trips_in_both_roles_and_context_modes() {
             client_max_window_bits: bits,
             server_max_window_bits: bits,
             compress: true,
+            compression_level: level,
         };
         let config = Config::default().inflate_chunk_size(1000);
         let mut c = client(config, params);

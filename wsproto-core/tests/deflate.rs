@@ -404,6 +404,7 @@ fn round_trips_in_both_directions() {
                         client_max_window_bits: window_bits,
                         server_max_window_bits: window_bits,
                         compress: true,
+                        compression_level: wsproto_core::extension::deflate::DEFAULT_LEVEL,
                     };
                     let mut sender = DeflateCodec::new(params, sender_role);
                     let mut receiver = DeflateCodec::new(params, peer(sender_role));
@@ -805,6 +806,7 @@ fn small_windows_keep_every_distance_inside_the_window() {
                     client_max_window_bits: client_bits,
                     server_max_window_bits: server_bits,
                     compress: true,
+                    compression_level: wsproto_core::extension::deflate::DEFAULT_LEVEL,
                 };
                 let context = format!("bits {bits} {role:?} nctk {no_context_takeover}");
                 let mut codec = DeflateCodec::new(params, role);
@@ -1124,6 +1126,7 @@ fn server_accepts_valid_offers() {
         client_max_window_bits: cbits,
         server_max_window_bits: sbits,
         compress: true,
+        compression_level: wsproto_core::extension::deflate::DEFAULT_LEVEL,
     };
     let cases = [
         (
@@ -1338,6 +1341,7 @@ fn client_accepts_valid_responses() {
             client_max_window_bits: 12,
             server_max_window_bits: 10,
             compress: false,
+            compression_level: wsproto_core::extension::deflate::DEFAULT_LEVEL,
         }
     );
     let params = finalize(

@@ -54,12 +54,23 @@ pub const MIN_WINDOW_BITS: u8 = 8;
 /// message on send and appended on receive.
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
-/// miniz_oxide's level 6, zlib's default and what Python's wsproto uses.
-const LEVEL: i32 = 6;
+/// The default compression level: miniz_oxide's level 6, zlib's default
+/// and what Python's wsproto uses.
+pub const DEFAULT_LEVEL: u8 = 6;
 
-// Level 1 takes miniz_oxide's fast path, which ignores TDEFL_RLE_MATCHES and
-// would break the window limit of run-length-only compression.
-const _: () = assert!(LEVEL != 1);
+/// The level used when `level` is asked for under a window of `bits`.
+///
+/// Level 1 takes miniz_oxide's fast path, which ignores TDEFL_RLE_MATCHES
+/// and would break the window limit of run-length-only compression: under a
+/// window smaller than 32 KiB it becomes level 2.
+fn effective_level(level: u8, bits: u8) -> i32 {
+    let level = level.clamp(1, 9);
+    if level == 1 && bits < MAX_WINDOW_BITS {
+        2
+    } else {
+        i32::from(level)
+    }
+}
 
 /// Raw deflate (no zlib header), in the zlib convention of
 /// `create_comp_flags_from_zip_params`.
@@ -126,6 +137,9 @@ pub struct PerMessageDeflate {
     /// which RFC 7692 allows; for small devices that can afford the
     /// decompressor but not the compressor.
     pub compress: bool,
+    /// The compression level, 1 (fastest) to 9 (smallest); default 6. Not
+    /// negotiated: it only affects what this end sends.
+    pub compression_level: u8,
     negotiated: Option<DeflateParams>,
 }
 
@@ -137,6 +151,7 @@ impl Default for PerMessageDeflate {
             server_no_context_takeover: false,
             server_max_window_bits: None,
             compress: true,
+            compression_level: DEFAULT_LEVEL,
             negotiated: None,
         }
     }
@@ -250,6 +265,7 @@ impl Extension for PerMessageDeflate {
             client_max_window_bits: client_max_window_bits.unwrap_or(MAX_WINDOW_BITS),
             server_max_window_bits: server_max_window_bits.unwrap_or(MAX_WINDOW_BITS),
             compress: self.compress,
+            compression_level: self.compression_level,
         });
         Ok(true)
     }
@@ -300,6 +316,7 @@ impl Extension for PerMessageDeflate {
                 .unwrap_or(MAX_WINDOW_BITS),
             server_max_window_bits: server_max_window_bits.unwrap_or(MAX_WINDOW_BITS),
             compress: self.compress,
+            compression_level: self.compression_level,
         });
         Ok(())
     }
@@ -320,6 +337,8 @@ pub struct DeflateParams {
     pub server_max_window_bits: u8,
     /// Whether this end compresses the messages it sends.
     pub compress: bool,
+    /// The compression level for the messages this end sends, 1 to 9.
+    pub compression_level: u8,
 }
 
 impl Default for DeflateParams {
@@ -331,6 +350,7 @@ impl Default for DeflateParams {
             client_max_window_bits: MAX_WINDOW_BITS,
             server_max_window_bits: MAX_WINDOW_BITS,
             compress: true,
+            compression_level: DEFAULT_LEVEL,
         }
     }
 }
@@ -428,7 +448,11 @@ impl DeflateCodec {
             tail_fed: 0,
             compressor: None,
             compress_fresh_each_message,
-            compress_flags: create_comp_flags_from_zip_params(LEVEL, RAW_DEFLATE, strategy as i32),
+            compress_flags: create_comp_flags_from_zip_params(
+                effective_level(params.compression_level, window_bits),
+                RAW_DEFLATE,
+                strategy as i32,
+            ),
             compress_window_bits: window_bits,
             compress: params.compress,
         }
