@@ -909,16 +909,15 @@ impl Receiver {
             }
             MessageKind::Text => {
                 // A pending code point here means an empty chunk: nothing to check yet.
-                let valid = if self.utf8.has_pending() {
-                    0
+                let data = if self.utf8.has_pending() {
+                    ""
                 } else {
                     self.utf8.validate(bytes).map_err(invalid_text)?
                 };
                 let message_finished = self.end_of_chunk(frame_finished, fin)?;
-                if valid == 0 && !frame_finished {
+                if data.is_empty() && !frame_finished {
                     return Ok((available, None));
                 }
-                let data = core::str::from_utf8(&bytes[..valid]).map_err(|_| invalid_text(()))?;
                 Ok((
                     available,
                     Some(text_event(data, frame_finished, message_finished)),

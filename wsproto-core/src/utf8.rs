@@ -28,7 +28,7 @@ pub enum Completion {
 /// use wsproto_core::utf8::{Completion, Utf8Validator};
 /// let mut v = Utf8Validator::new();
 /// // "h€" split inside the euro sign (E2 82 AC).
-/// assert_eq!(v.validate(b"h\xE2\x82"), Ok(1));
+/// assert_eq!(v.validate(b"h\xE2\x82"), Ok("h"));
 /// assert_eq!(v.complete(b"\xACllo"), Ok(Completion::Char { used: 1 }));
 /// assert_eq!(v.take_char(), "€");
 /// assert!(v.validate(b"\xFF").is_err());
@@ -56,26 +56,36 @@ impl Utf8Validator {
     }
 
     /// Validate `input`, which must start on a character boundary (no
-    /// pending bytes, unless `input` is empty). Returns the length of the prefix made of whole
-    /// characters; the rest (a split code point of at most three bytes)
-    /// is kept, and the caller treats all of `input` as used.
-    pub fn validate(&mut self, input: &[u8]) -> Result<usize, InvalidUtf8> {
+    /// pending bytes, unless `input` is empty), in one pass. Returns the
+    /// prefix made of whole characters; the rest (a split code point of at
+    /// most three bytes) is kept, and the caller treats all of `input` as
+    /// used.
+    pub fn validate<'b>(&mut self, input: &'b [u8]) -> Result<&'b str, InvalidUtf8> {
         if input.is_empty() {
-            return Ok(0);
+            return Ok("");
         }
         debug_assert!(!self.has_pending());
-        match validate_str(input) {
-            Ok(()) => Ok(input.len()),
-            Err(err) => {
-                if err.error_len().is_some() {
-                    return Err(InvalidUtf8);
-                }
-                let valid = err.valid_up_to();
-                let tail = input.get(valid..).unwrap_or_default();
+        let cut = incomplete_tail_start(input);
+        let (head, tail) = input.split_at(cut);
+        // The incomplete tail was cut off, so any error here is certain.
+        let text = simdutf8::compat::from_utf8(head).map_err(|_| InvalidUtf8)?;
+        self.carry_tail(tail)?;
+        Ok(text)
+    }
+
+    /// Keep `tail` (at most three bytes), the start of a code point, or fail
+    /// if no continuation could make it valid.
+    fn carry_tail(&mut self, tail: &[u8]) -> Result<(), InvalidUtf8> {
+        if tail.is_empty() {
+            return Ok(());
+        }
+        match core::str::from_utf8(tail) {
+            Err(err) if err.error_len().is_none() && err.valid_up_to() == 0 => {
                 self.carry[..tail.len()].copy_from_slice(tail);
                 self.len = tail.len() as u8;
-                Ok(valid)
+                Ok(())
             }
+            _ => Err(InvalidUtf8),
         }
     }
 
@@ -122,8 +132,23 @@ impl Utf8Validator {
     }
 }
 
-fn validate_str(input: &[u8]) -> Result<(), core::str::Utf8Error> {
-    core::str::from_utf8(input).map(|_| ())
+/// Where a code point cut off by the end of `input` begins (`input.len()`
+/// when the last character is complete or the input is already invalid).
+fn incomplete_tail_start(input: &[u8]) -> usize {
+    let len = input.len();
+    for back in 1..=len.min(3) {
+        let byte = input[len - back];
+        if byte & 0xC0 != 0x80 {
+            let width = match byte {
+                0xC0..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                0xF0..=0xF7 => 4,
+                _ => 1,
+            };
+            return if back < width { len - back } else { len };
+        }
+    }
+    len
 }
 
 #[cfg(test)]
@@ -145,9 +170,7 @@ mod tests {
                     Completion::Pending => piece = &[],
                 }
             }
-            let valid = v.validate(piece)?;
-            out.push_str(core::str::from_utf8(&piece[..valid]).unwrap())
-                .unwrap();
+            out.push_str(v.validate(piece)?).unwrap();
         }
         v.finish()?;
         Ok(out)
@@ -172,7 +195,7 @@ mod tests {
     fn invalid_input_fails_as_soon_as_certain() {
         let mut v = Utf8Validator::new();
         // 0xF4 0x90 is above U+10FFFF: certain after the second byte.
-        assert_eq!(v.validate(b"ok\xF4"), Ok(2));
+        assert_eq!(v.validate(b"ok\xF4"), Ok("ok"));
         assert_eq!(v.complete(b"\x90"), Err(InvalidUtf8));
         for bad in [
             &b"\xC0\x80"[..],
