@@ -939,102 +939,109 @@ impl Receiver {
         let fin = frame.header.fin;
         let kind = self.message.unwrap_or(MessageKind::Binary);
         let chunk = config.inflate_chunk_size.max(16);
-        // Unmask no more than one chunk's worth: input the codec does not
-        // take is masked again, and that must not grow with the frame.
-        let n = usize::try_from(frame.remaining)
-            .map_or(buf.len(), |r| r.min(buf.len()))
-            .min(chunk);
-        // Even without new input, output the codec could not hand out last
-        // time may be pending.
-        let input = &mut buf[..n];
-        let mask_offset = (frame.done & 3) as usize;
-        if let Some(key) = frame.header.mask {
-            apply_mask(input, key, mask_offset);
-        }
-        let end_of_message = fin && n as u64 == frame.remaining;
-        // The split code point of the last chunk goes first.
-        let carry = deflate.tail_len;
         if deflate.out.len() != chunk {
             deflate.out.resize(chunk, 0);
         }
-        let tail_start = deflate.tail_start;
-        deflate.out.copy_within(tail_start..tail_start + carry, 0);
-        deflate.tail_len = 0;
-        let result = deflate
-            .codec
-            .inflate(input, end_of_message, &mut deflate.out[carry..]);
-        let inflated = result?;
-        // Input the codec did not take stays in the buffer, masked again.
-        if let Some(key) = frame.header.mask {
-            let rest = &mut input[inflated.consumed..];
-            apply_mask(rest, key, (mask_offset + inflated.consumed) & 3);
-        }
-        frame.done += inflated.consumed as u64;
-        frame.remaining -= inflated.consumed as u64;
-        let input_done = frame.remaining == 0;
-        // A full `out` may leave output pending in the codec: the frame ends
-        // only once it is drained.
-        let drained = inflated.produced < chunk - carry;
-        let message_finished = fin && input_done && inflated.message_done;
-        let frame_finished = input_done && if fin { inflated.message_done } else { drained };
-        self.frame = (!frame_finished).then_some(frame);
-        let data_len = carry + inflated.produced;
-        let room = config.max_message_size.saturating_sub(self.inflated_len);
-        if inflated.produced as u64 > room {
-            // Report the violation that comes first in the message.
-            let within = carry + room as usize;
-            let text = deflate.out.get(..within).unwrap_or_default();
-            if kind == MessageKind::Text {
-                if let Err(err) = core::str::from_utf8(text) {
-                    if err.error_len().is_some() {
+        let mut used = 0;
+        loop {
+            let rest = buf.get_mut(used..).unwrap_or_default();
+            // Unmask no more than one chunk's worth: input the codec does
+            // not take is masked again, and that must not grow with the
+            // frame. Even without new input, output may be pending.
+            let n = usize::try_from(frame.remaining)
+                .map_or(rest.len(), |r| r.min(rest.len()))
+                .min(chunk);
+            let input = &mut rest[..n];
+            let mask_offset = (frame.done & 3) as usize;
+            if let Some(key) = frame.header.mask {
+                apply_mask(input, key, mask_offset);
+            }
+            let end_of_message = fin && n as u64 == frame.remaining;
+            // The split code point of the last chunk goes first.
+            let carry = deflate.tail_len;
+            let tail_start = deflate.tail_start;
+            deflate.out.copy_within(tail_start..tail_start + carry, 0);
+            deflate.tail_len = 0;
+            let inflated =
+                deflate
+                    .codec
+                    .inflate(input, end_of_message, &mut deflate.out[carry..])?;
+            // Input the codec did not take stays in the buffer, masked again.
+            if let Some(key) = frame.header.mask {
+                let left = &mut input[inflated.consumed..];
+                apply_mask(left, key, (mask_offset + inflated.consumed) & 3);
+            }
+            used += inflated.consumed;
+            frame.done += inflated.consumed as u64;
+            frame.remaining -= inflated.consumed as u64;
+            let input_done = frame.remaining == 0;
+            // A full `out` may leave output pending in the codec: the frame
+            // ends only once it is drained.
+            let drained = inflated.produced < chunk - carry;
+            let message_finished = fin && input_done && inflated.message_done;
+            let frame_finished = input_done && if fin { inflated.message_done } else { drained };
+            self.frame = (!frame_finished).then_some(frame);
+            let data_len = carry + inflated.produced;
+            let room = config.max_message_size.saturating_sub(self.inflated_len);
+            if inflated.produced as u64 > room {
+                // Report the violation that comes first in the message.
+                let within = deflate.out.get(..carry + room as usize).unwrap_or_default();
+                if kind == MessageKind::Text {
+                    let cut = crate::utf8::incomplete_tail_start(within);
+                    if simdutf8::basic::from_utf8(&within[..cut]).is_err() {
                         return Err(invalid_text(()));
                     }
                 }
+                return Err(RemoteProtocolError::too_big(
+                    "decompressed message larger than the limit",
+                ));
             }
-            return Err(RemoteProtocolError::too_big(
-                "decompressed message larger than the limit",
-            ));
-        }
-        self.inflated_len += inflated.produced as u64;
-        let emit_len = match kind {
-            MessageKind::Binary => data_len,
-            MessageKind::Text => {
-                let valid = match core::str::from_utf8(&deflate.out[..data_len]) {
-                    Ok(_) => data_len,
-                    Err(err) if err.error_len().is_none() => err.valid_up_to(),
-                    Err(_) => return Err(invalid_text(())),
-                };
-                if message_finished && valid != data_len {
-                    return Err(invalid_text(()));
+            self.inflated_len += inflated.produced as u64;
+            let emit_len = match kind {
+                MessageKind::Binary => data_len,
+                MessageKind::Text => {
+                    // Keep a code point split by the end of this output for
+                    // the next; it must be the start of one.
+                    let cut = crate::utf8::incomplete_tail_start(&deflate.out[..data_len]);
+                    let tail = &deflate.out[cut..data_len];
+                    if !tail.is_empty() && (message_finished || !crate::utf8::is_char_prefix(tail))
+                    {
+                        return Err(invalid_text(()));
+                    }
+                    deflate.tail_start = cut;
+                    deflate.tail_len = data_len - cut;
+                    cut
                 }
-                deflate.tail_start = valid;
-                deflate.tail_len = data_len - valid;
-                valid
+            };
+            if message_finished {
+                self.message = None;
+                self.message_len = 0;
+                self.inflated_len = 0;
+                deflate.release_out = deflate.release_after_message;
             }
-        };
-        if message_finished {
-            self.message = None;
-            self.message_len = 0;
-            self.inflated_len = 0;
-            deflate.release_out = deflate.release_after_message;
+            if emit_len == 0 && !frame_finished {
+                if inflated.consumed > 0 && used < buf.len() && frame.remaining > 0 {
+                    // Input went in and nothing came out yet: go on with the
+                    // rest of the buffer rather than ask for more.
+                    continue;
+                }
+                return Ok((used, None));
+            }
+            let data = &deflate.out[..emit_len];
+            let event = match kind {
+                MessageKind::Binary => Event::BytesMessage(BytesMessage {
+                    data,
+                    frame_finished,
+                    message_finished,
+                }),
+                MessageKind::Text => text_event(
+                    simdutf8::compat::from_utf8(data).map_err(invalid_text)?,
+                    frame_finished,
+                    message_finished,
+                ),
+            };
+            return Ok((used, Some(event)));
         }
-        if emit_len == 0 && !frame_finished {
-            return Ok((inflated.consumed, None));
-        }
-        let data = &deflate.out[..emit_len];
-        let event = match kind {
-            MessageKind::Binary => Event::BytesMessage(BytesMessage {
-                data,
-                frame_finished,
-                message_finished,
-            }),
-            MessageKind::Text => text_event(
-                core::str::from_utf8(data).map_err(invalid_text)?,
-                frame_finished,
-                message_finished,
-            ),
-        };
-        Ok((inflated.consumed, Some(event)))
     }
 
     /// Bookkeeping at the end of a data chunk; returns `message_finished`.

@@ -79,14 +79,12 @@ impl Utf8Validator {
         if tail.is_empty() {
             return Ok(());
         }
-        match core::str::from_utf8(tail) {
-            Err(err) if err.error_len().is_none() && err.valid_up_to() == 0 => {
-                self.carry[..tail.len()].copy_from_slice(tail);
-                self.len = tail.len() as u8;
-                Ok(())
-            }
-            _ => Err(InvalidUtf8),
+        if !is_char_prefix(tail) {
+            return Err(InvalidUtf8);
         }
+        self.carry[..tail.len()].copy_from_slice(tail);
+        self.len = tail.len() as u8;
+        Ok(())
     }
 
     /// Continue a pending code point with the front of `input`. Without a
@@ -132,9 +130,15 @@ impl Utf8Validator {
     }
 }
 
+/// Whether `tail` is the start of a code point that more bytes could
+/// complete (and not yet a whole one).
+pub(crate) fn is_char_prefix(tail: &[u8]) -> bool {
+    matches!(core::str::from_utf8(tail), Err(err) if err.error_len().is_none() && err.valid_up_to() == 0)
+}
+
 /// Where a code point cut off by the end of `input` begins (`input.len()`
 /// when the last character is complete or the input is already invalid).
-fn incomplete_tail_start(input: &[u8]) -> usize {
+pub(crate) fn incomplete_tail_start(input: &[u8]) -> usize {
     let len = input.len();
     for back in 1..=len.min(3) {
         let byte = input[len - back];

@@ -285,3 +285,32 @@ fn idle_connections_hold_no_deflate_memory_without_context_takeover() {
     assert!(s.deflate_heap_size() > 0);
     assert!(c.deflate_heap_size() > 0);
 }
+
+/// Found by the receive fuzz target: with a 16-byte inflate chunk, input
+/// that produced no output yet made the connection ask for more bytes while
+/// the rest of the frame was already in the buffer, so the violation later
+/// in it went unseen when the input arrived at once.
+#[test]
+fn input_without_output_yet_does_not_stall() {
+    let wire = [
+        0xc1, 0x15, 0x3d, 0xf2, 0x00, 0x02, 0x11, 0x09, 0xf2, 0x01, 0xd5, 0x00, 0xc4, 0x23, 0x00,
+        0xf2, 0x24, 0xff, 0xff, 0xff, 0xff,
+    ];
+    let config = Config::default().inflate_chunk_size(16);
+    let whole = feed(
+        &mut client(config, DeflateParams::default()),
+        &wire,
+        &[],
+        1024,
+    );
+    assert_eq!(whole.last(), Some(&Ev::Error(1007)), "{whole:?}");
+    for cut in 0..=wire.len() {
+        let split = feed(
+            &mut client(config, DeflateParams::default()),
+            &wire,
+            &[cut],
+            1024,
+        );
+        assert_eq!(split.last(), whole.last(), "cut {cut}");
+    }
+}
