@@ -13,6 +13,7 @@ use std::fmt;
 /// assert_eq!(url.port, 9001);
 /// assert_eq!(url.target, "/runCase?case=1");
 /// assert_eq!(url.host_header(), "127.0.0.1:9001");
+/// assert_eq!(url.to_string(), "ws://127.0.0.1:9001/runCase?case=1");
 ///
 /// let url: WsUrl = "ws://[::1]".parse()?;
 /// assert_eq!((url.host.as_str(), url.port, url.target.as_str()), ("::1", 80, "/"));
@@ -75,6 +76,12 @@ impl WsUrl {
         } else {
             format!("{}:{}", self.host, self.port)
         }
+    }
+}
+
+impl fmt::Display for WsUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ws://{}{}", self.host_header(), self.target)
     }
 }
 
