@@ -242,7 +242,7 @@ async fn run_client(url: &WsUrl) -> io::Result<()> {
         other => return Err(io::Error::other(format!("handshake failed: {other:?}"))),
     }
     println!(
-        "connected to {url:?}, permessage-deflate: {}",
+        "connected to {url}, permessage-deflate: {}",
         conn.ws.deflate_enabled()
     );
 
