@@ -184,6 +184,12 @@ impl EchoServer {
                     match serve_connection(stream, settings) {
                         Ok(outcome) if verbose => eprintln!("{peer}: {outcome}"),
                         Ok(_) => {}
+                        Err(err) if is_timeout(&err) => {
+                            eprintln!(
+                                "{peer}: no progress for {} s, dropped",
+                                IO_TIMEOUT.as_secs()
+                            );
+                        }
                         Err(err) => eprintln!("{peer}: {err}"),
                     }
                     shared
@@ -219,6 +225,14 @@ impl EchoServer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// A socket timeout: `WouldBlock` on Unix, `TimedOut` on Windows.
+fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Errors of `accept` that concern one connection, not the listener.

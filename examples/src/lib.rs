@@ -13,6 +13,7 @@ pub mod args;
 pub mod echo_server;
 pub mod session;
 pub mod url;
+mod writer;
 
 #[cfg(test)]
 mod tests;

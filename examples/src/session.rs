@@ -6,7 +6,7 @@
 //! peer to close the stream. [`echo`] is the echo loop of the echo server and
 //! of the Autobahn client.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use wsproto_std::{
 };
 
 use crate::url::WsUrl;
+use crate::writer::WriteBehind;
 
 /// The read and write timeout of the examples' sockets: a peer that stalls
 /// for this long loses its connection.
@@ -30,10 +31,19 @@ const READ_SIZE: usize = 64 * 1024;
 /// Output is written out once this much is batched.
 const FLUSH_SIZE: usize = 64 * 1024;
 
+/// The most output waiting for a slow peer before reading stops too: the
+/// default message size limit, so that a peer that sends a whole message
+/// before reading its echo never deadlocks with us.
+const WRITE_BEHIND_LIMIT: usize = 64 << 20;
+
 /// The most bytes read while waiting for the peer to close the stream.
 const DRAIN_LIMIT: usize = 1 << 20;
 
 /// A [`WSConnection`] bound to a blocking [`TcpStream`].
+///
+/// Reads happen on the caller's thread; writes on a thread of the session,
+/// so reading goes on while the peer is slow to read (up to 64 MiB of
+/// output waits for it; then the session stops reading too).
 ///
 /// ```no_run
 /// use wsproto_examples::session::{Session, IO_TIMEOUT};
@@ -52,6 +62,7 @@ const DRAIN_LIMIT: usize = 1 << 20;
 #[derive(Debug)]
 pub struct Session {
     stream: TcpStream,
+    writer: WriteBehind,
     ws: WSConnection,
     buf: Vec<u8>,
     out: Vec<u8>,
@@ -71,6 +82,7 @@ impl Session {
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
         stream.set_nodelay(true)?;
         Ok(Self {
+            writer: WriteBehind::start(&stream, WRITE_BEHIND_LIMIT)?,
             stream,
             ws,
             buf: vec![0; READ_SIZE],
@@ -219,20 +231,22 @@ impl Session {
         let _ = self.ws.send_core(&err.event_hint(), &mut self.out);
     }
 
-    /// Write out everything queued.
+    /// Hand everything queued to the writer thread.
     ///
     /// # Errors
     ///
-    /// A write failed or timed out.
+    /// An earlier write failed, or the peer has not read for
+    /// [`IO_TIMEOUT`] while 64 MiB wait for it.
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.out.is_empty() {
-            self.stream.write_all(&self.out)?;
-            self.out.clear();
+            self.writer
+                .write(std::mem::take(&mut self.out), IO_TIMEOUT)?;
         }
         Ok(())
     }
 
-    /// End the session: write out what is queued, let the peer close the
+    /// End the session: write out what is queued (waiting at most
+    /// [`IO_TIMEOUT`] for the peer to take it), let the peer close the
     /// stream (a server half-closes first, as RFC 6455 §7.1.1 asks of it),
     /// reading and discarding until then, for at most [`CLOSE_GRACE`].
     ///
@@ -241,6 +255,10 @@ impl Session {
     /// The queued output could not be written.
     pub fn finish(mut self) -> io::Result<()> {
         self.flush()?;
+        if let Err(err) = self.writer.finish(IO_TIMEOUT) {
+            let _ = self.stream.shutdown(Shutdown::Both);
+            return Err(err);
+        }
         if self.ws.connection_type() == ConnectionType::Server {
             let _ = self.stream.shutdown(Shutdown::Write);
         }

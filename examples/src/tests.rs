@@ -165,3 +165,46 @@ fn stop_ends_idle_connections() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[test]
+fn a_peer_that_writes_a_whole_big_message_before_reading() {
+    // Echoing chunk by chunk, the server writes while this client is still
+    // writing and not reading: past the socket buffers, only a server that
+    // keeps reading while its output waits avoids a deadlock.
+    use wsproto_std::{ConnectionType, WSConnection};
+    let server = Running::start();
+    let mut stream = TcpStream::connect(server.url.socket_addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut settings = Settings::default();
+    settings.permessage_deflate = None;
+    let mut ws = WSConnection::with_settings(ConnectionType::Client, settings);
+    let request = wsproto_std::events::Request::new(server.url.host_header(), "/");
+    stream.write_all(&ws.send(request).unwrap()).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    while !matches!(ws.events().next(), Some(Ok(Event::AcceptConnection(_)))) {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed during the handshake");
+        ws.receive_data(Some(&buf[..n])).unwrap();
+    }
+    let big = vec![b'x'; 20 << 20];
+    let message = ws.send(BytesMessage::new(big)).unwrap();
+    stream.write_all(&message).unwrap();
+    let mut echoed = 0;
+    while echoed < 20 << 20 {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {echoed} bytes");
+        ws.receive_data(Some(&buf[..n])).unwrap();
+        while let Some(event) = ws.events().next() {
+            match event.unwrap() {
+                Event::BytesMessage(m) => echoed += m.data.len(),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(echoed, 20 << 20);
+}
