@@ -17,6 +17,11 @@
 //! protocol errors with their close code; each connection is a task with a
 //! 60 s idle timeout. The client sends text and binary messages (up to
 //! 1 MiB) and a ping, checks the echoes, and closes.
+//!
+//! To stay short, a connection writes what it queued before it reads again:
+//! a peer that sends more than the socket buffers hold without reading its
+//! echo stalls it until the timeout. The blocking `echo-server` shows how to
+//! keep reading while output waits (a writer of its own).
 
 use std::io;
 use std::net::SocketAddr;
