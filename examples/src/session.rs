@@ -128,6 +128,7 @@ impl Session {
         match session.next_event()? {
             Some(Ok(Event::AcceptConnection(_))) => {
                 session.deadline = None;
+                session.stream.set_read_timeout(Some(IO_TIMEOUT))?;
                 Ok(session)
             }
             Some(Ok(Event::RejectConnection(reject))) => Err(io::Error::new(
