@@ -111,13 +111,13 @@ impl EchoServer {
                 live: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(0),
             }),
-            settings: Settings::default(),
+            settings: default_settings(),
             verbose: false,
         })
     }
 
-    /// Use `settings` for every connection (permessage-deflate is accepted
-    /// by default).
+    /// Use `settings` for every connection (by default permessage-deflate is
+    /// accepted, compressing at level 1).
     #[must_use]
     pub fn with_settings(mut self, settings: Settings) -> Self {
         self.settings = settings;
@@ -394,4 +394,15 @@ mod tests {
         assert!(page_response(b"GET / HTTP/1.1\r\nHost").is_none());
         assert!(page_response(b"\x00\x01junk\r\n\r\n").is_none());
     }
+}
+
+/// The echo server's settings: permessage-deflate accepted when offered,
+/// compressing at level 1, since an echo server favours speed over ratio.
+#[must_use]
+pub fn default_settings() -> Settings {
+    let mut settings = Settings::default();
+    if let Some(deflate) = settings.permessage_deflate.as_mut() {
+        deflate.compression_level = 1;
+    }
+    settings
 }

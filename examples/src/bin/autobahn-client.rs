@@ -91,11 +91,13 @@ fn run(url: &WsUrl, agent: &str, limit: Option<&str>) -> io::Result<()> {
 }
 
 /// The connection settings for every case: permessage-deflate offered with
-/// `client_no_context_takeover` and a bare `client_max_window_bits`.
+/// `client_no_context_takeover` and a bare `client_max_window_bits`,
+/// compressing at level 1 (speed over ratio).
 fn settings() -> Settings {
     let mut deflate = PerMessageDeflate::new();
     deflate.client_no_context_takeover = true;
     deflate.client_max_window_bits = None;
+    deflate.compression_level = 1;
     let mut settings = Settings::default();
     settings.permessage_deflate = Some(deflate);
     settings
