@@ -370,6 +370,17 @@ fn page_response(head: &[u8]) -> Option<(String, u16, Vec<u8>)> {
     Some((target, status, response))
 }
 
+/// The echo server's settings: permessage-deflate accepted when offered,
+/// compressing at level 1, since an echo server favours speed over ratio.
+#[must_use]
+pub fn default_settings() -> Settings {
+    let mut settings = Settings::default();
+    if let Some(deflate) = settings.permessage_deflate.as_mut() {
+        deflate.compression_level = 1;
+    }
+    settings
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,15 +405,4 @@ mod tests {
         assert!(page_response(b"GET / HTTP/1.1\r\nHost").is_none());
         assert!(page_response(b"\x00\x01junk\r\n\r\n").is_none());
     }
-}
-
-/// The echo server's settings: permessage-deflate accepted when offered,
-/// compressing at level 1, since an echo server favours speed over ratio.
-#[must_use]
-pub fn default_settings() -> Settings {
-    let mut settings = Settings::default();
-    if let Some(deflate) = settings.permessage_deflate.as_mut() {
-        deflate.compression_level = 1;
-    }
-    settings
 }
