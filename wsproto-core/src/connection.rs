@@ -962,10 +962,15 @@ impl Receiver {
             let tail_start = deflate.tail_start;
             deflate.out.copy_within(tail_start..tail_start + carry, 0);
             deflate.tail_len = 0;
+            // Output past the message limit is never produced: one byte
+            // over is enough to know.
+            let room = config.max_message_size.saturating_sub(self.inflated_len);
+            let space = usize::try_from(room.saturating_add(1)).map_or(chunk, |r| r.min(chunk));
+            let space = (carry + space).min(chunk);
             let inflated =
                 deflate
                     .codec
-                    .inflate(input, end_of_message, &mut deflate.out[carry..])?;
+                    .inflate(input, end_of_message, &mut deflate.out[carry..space])?;
             // Input the codec did not take stays in the buffer, masked again.
             if let Some(key) = frame.header.mask {
                 let left = &mut input[inflated.consumed..];
@@ -977,12 +982,11 @@ impl Receiver {
             let input_done = frame.remaining == 0;
             // A full `out` may leave output pending in the codec: the frame
             // ends only once it is drained.
-            let drained = inflated.produced < chunk - carry;
+            let drained = inflated.produced < space - carry;
             let message_finished = fin && input_done && inflated.message_done;
             let frame_finished = input_done && if fin { inflated.message_done } else { drained };
             self.frame = (!frame_finished).then_some(frame);
             let data_len = carry + inflated.produced;
-            let room = config.max_message_size.saturating_sub(self.inflated_len);
             if inflated.produced as u64 > room {
                 // Report the violation that comes first in the message.
                 let within = deflate.out.get(..carry + room as usize).unwrap_or_default();

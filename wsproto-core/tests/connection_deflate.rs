@@ -314,3 +314,42 @@ fn input_without_output_yet_does_not_stall() {
         assert_eq!(split.last(), whole.last(), "cut {cut}");
     }
 }
+
+/// Found by the receive fuzz target: a compressed message that passes the
+/// size limit and later holds invalid DEFLATE data must report the limit
+/// first however the input is split, since that comes first in the stream.
+#[test]
+fn violations_are_reported_in_stream_order() {
+    let wire = [
+        193, 196, 163, 0, 2, 16, 0, 0, 0, 0, 0, 59, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 53, 64, 193, 31, 242, 151, 255, 255,
+    ];
+    let config = Config::default().max_message_size(500);
+    let whole = feed(
+        &mut server(config, DeflateParams::default()),
+        &wire,
+        &[],
+        1024,
+    );
+    assert!(
+        matches!(whole.last(), Some(Ev::Error(1007 | 1009))),
+        "{whole:?}"
+    );
+    for cut in 0..=wire.len() {
+        let split = feed(
+            &mut server(config, DeflateParams::default()),
+            &wire,
+            &[cut],
+            1024,
+        );
+        assert_eq!(split.last(), whole.last(), "cut {cut}");
+    }
+    let bytewise: Vec<usize> = (1..wire.len()).collect();
+    let split = feed(
+        &mut server(config, DeflateParams::default()),
+        &wire,
+        &bytewise,
+        1024,
+    );
+    assert_eq!(split.last(), whole.last());
+}

@@ -396,6 +396,8 @@ pub struct DeflateCodec {
     tail_needed: bool,
     /// How many bytes of [`TAIL`] the decompressor took in this message.
     tail_fed: usize,
+    /// Invalid data was found after output that was handed out first.
+    corrupt: bool,
 
     compressor: Option<Box<CompressorOxide>>,
     compress_fresh_each_message: bool,
@@ -446,6 +448,7 @@ impl DeflateCodec {
             inflate_fresh_each_message,
             tail_needed: false,
             tail_fed: 0,
+            corrupt: false,
             compressor: None,
             compress_fresh_each_message,
             compress_flags: create_comp_flags_from_zip_params(
@@ -503,6 +506,9 @@ impl DeflateCodec {
         end_of_message: bool,
         out: &mut [u8],
     ) -> Result<Inflated, RemoteProtocolError> {
+        if self.corrupt {
+            return Err(corrupt_data());
+        }
         let mut consumed = 0;
         let mut produced = 0;
         let mut message_done = false;
@@ -557,10 +563,17 @@ impl DeflateCodec {
                     self.inflater = None;
                     self.tail_needed = false;
                     self.tail_fed = 0;
-                    return Err(RemoteProtocolError::close(
-                        CloseCode::INVALID_FRAME_PAYLOAD_DATA,
-                        "invalid compressed data",
-                    ));
+                    if produced > 0 {
+                        // Hand out what came before the bad data first, so
+                        // that violations are reported in stream order.
+                        self.corrupt = true;
+                        return Ok(Inflated {
+                            consumed,
+                            produced,
+                            message_done: false,
+                        });
+                    }
+                    return Err(corrupt_data());
                 }
             }
             if result.bytes_consumed == 0 && result.bytes_written == 0 {
@@ -650,6 +663,13 @@ impl DeflateCodec {
             self.compressor = None;
         }
     }
+}
+
+fn corrupt_data() -> RemoteProtocolError {
+    RemoteProtocolError::close(
+        CloseCode::INVALID_FRAME_PAYLOAD_DATA,
+        "invalid compressed data",
+    )
 }
 
 impl fmt::Debug for DeflateCodec {
