@@ -982,7 +982,9 @@ impl Receiver {
             let input_done = frame.remaining == 0;
             // A full `out` may leave output pending in the codec: the frame
             // ends only once it is drained.
-            let drained = inflated.produced < space - carry;
+            // Invalid data after this output is reported by the next call,
+            // before anything that follows in the stream.
+            let drained = inflated.produced < space - carry && !deflate.codec.has_pending_error();
             let message_finished = fin && input_done && inflated.message_done;
             let frame_finished = input_done && if fin { inflated.message_done } else { drained };
             self.frame = (!frame_finished).then_some(frame);
@@ -1024,9 +1026,14 @@ impl Receiver {
                 deflate.release_out = deflate.release_after_message;
             }
             if emit_len == 0 && !frame_finished {
-                if inflated.consumed > 0 && used < buf.len() && frame.remaining > 0 {
-                    // Input went in and nothing came out yet: go on with the
-                    // rest of the buffer rather than ask for more.
+                // Nothing to hand out yet. Go on while that can change
+                // without more input: buffered input of this frame, or
+                // output (or an error) still pending in the codec.
+                let progressed = inflated.consumed > 0
+                    || inflated.produced > 0
+                    || deflate.codec.has_pending_error();
+                let more_input = frame.remaining > 0 && used < buf.len();
+                if progressed && (more_input || frame.remaining == 0) {
                     continue;
                 }
                 return Ok((used, None));

@@ -353,3 +353,26 @@ fn violations_are_reported_in_stream_order() {
     );
     assert_eq!(split.last(), whole.last());
 }
+
+/// Found by the receive fuzz target: invalid DEFLATE data in a non-final
+/// frame, after some output, is reported before a violation in the next
+/// frame's header.
+#[test]
+fn corrupt_data_is_reported_before_the_next_frame() {
+    let wire = [
+        65, 13, 242, 17, 20, 5, 117, 117, 46, 0, 0, 4, 0, 1, 3, 0, 129, 5, 72, 0, 27, 0, 0, 1, 199,
+        0, 129, 5, 72, 0, 27, 0, 0,
+    ];
+    let params = DeflateParams {
+        client_no_context_takeover: true,
+        server_no_context_takeover: true,
+        ..DeflateParams::default()
+    };
+    let config = Config::default().inflate_chunk_size(16);
+    let whole = feed(&mut client(config, params), &wire, &[], 1024);
+    assert_eq!(whole.last(), Some(&Ev::Error(1007)), "{whole:?}");
+    for cut in 0..=wire.len() {
+        let split = feed(&mut client(config, params), &wire, &[cut], 1024);
+        assert_eq!(split.last(), whole.last(), "cut {cut}: {split:?}");
+    }
+}

@@ -651,6 +651,13 @@ impl DeflateCodec {
         }
     }
 
+    /// Whether invalid data was found after output that this call handed
+    /// out: the next call to [`inflate`](Self::inflate) fails.
+    #[must_use]
+    pub fn has_pending_error(&self) -> bool {
+        self.corrupt
+    }
+
     /// Heap bytes currently held by the compressor and decompressor state.
     #[must_use]
     pub fn heap_size(&self) -> usize {
