@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 root="$PWD"
 venv="${AUTOBAHN_VENV:-$root/target/autobahn-venv}"
 outdir="$root/reports/$mode"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
 agent="wsproto-rs"
 
 if [ ! -x "$venv/bin/kosoku" ]; then
@@ -52,7 +53,7 @@ status=0
 case "$mode" in
 server)
     cargo build --release --quiet -p wsproto-examples --bin echo-server
-    "$root/target/release/echo-server" --addr "127.0.0.1:$port" > "$outdir/server.log" 2>&1 &
+    "$target_dir/release/echo-server" --addr "127.0.0.1:$port" > "$outdir/server.log" 2>&1 &
     pids+=($!)
     wait_port "$port"
     # kosoku's exit code counts every non-OK case; the summary below decides.
@@ -66,7 +67,7 @@ client)
     kosoku_pid=$!
     pids+=("$kosoku_pid")
     wait_port "$port"
-    timeout 1500 "$root/target/release/autobahn-client" --url "ws://127.0.0.1:$port" \
+    timeout 1500 "$target_dir/release/autobahn-client" --url "ws://127.0.0.1:$port" \
         --agent "$agent" > "$outdir/client.log" 2>&1 || status=$?
     # kosoku writes the reports and exits after /updateReports.
     for _ in $(seq 1 600); do
