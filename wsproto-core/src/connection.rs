@@ -1033,7 +1033,9 @@ impl Receiver {
                     || inflated.produced > 0
                     || deflate.codec.has_pending_error();
                 let more_input = frame.remaining > 0 && used < buf.len();
-                if progressed && (more_input || frame.remaining == 0) {
+                if deflate.codec.has_pending_error()
+                    || (progressed && (more_input || frame.remaining == 0))
+                {
                     continue;
                 }
                 return Ok((used, None));

@@ -376,3 +376,28 @@ fn corrupt_data_is_reported_before_the_next_frame() {
         assert_eq!(split.last(), whole.last(), "cut {cut}: {split:?}");
     }
 }
+
+/// Found by the receive fuzz target: invalid data found after output that is
+/// still held back (nothing to hand out yet) is reported at once, not after
+/// more input.
+#[test]
+fn a_pending_error_does_not_wait_for_more_input() {
+    let wire = [193, 43, 58, 11, 0, 17, 0, 37, 0];
+    let config = Config::default().inflate_chunk_size(16);
+    let whole = feed(
+        &mut client(config, DeflateParams::default()),
+        &wire,
+        &[],
+        1024,
+    );
+    assert_eq!(whole.last(), Some(&Ev::Error(1007)), "{whole:?}");
+    for cut in 0..=wire.len() {
+        let split = feed(
+            &mut client(config, DeflateParams::default()),
+            &wire,
+            &[cut],
+            1024,
+        );
+        assert_eq!(split.last(), whole.last(), "cut {cut}: {split:?}");
+    }
+}
