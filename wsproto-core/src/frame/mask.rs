@@ -162,10 +162,16 @@ pub mod kernels {
             not(wsproto_disable_simd)
         ))]
         {
-            return Some(super::wasm::simd128);
+            Some(super::wasm::simd128)
         }
-        #[allow(unreachable_code)]
-        None
+        #[cfg(not(all(
+            target_arch = "wasm32",
+            target_feature = "simd128",
+            not(wsproto_disable_simd)
+        )))]
+        {
+            None
+        }
     }
 }
 
