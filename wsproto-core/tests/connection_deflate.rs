@@ -401,3 +401,39 @@ fn a_pending_error_does_not_wait_for_more_input() {
         assert_eq!(split.last(), whole.last(), "cut {cut}: {split:?}");
     }
 }
+
+/// Found by the receive fuzz target: a back-reference to before the start
+/// of the DEFLATE stream is invalid data (1007), however the input is split,
+/// never a read of zeroed or stale window bytes.
+#[test]
+fn a_distance_before_the_stream_start_fails() {
+    let wire = [
+        193, 71, 242, 72, 197, 164, 201, 72, 197, 164, 201, 7, 249, 99, 99, 99, 99, 99, 99, 99, 99,
+        99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 41, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99,
+        99, 99, 99, 99, 99, 99, 99, 193, 38, 242, 242, 0, 0, 0, 0, 0, 17, 250, 13, 248, 0,
+    ];
+    let params = DeflateParams {
+        client_no_context_takeover: true,
+        server_no_context_takeover: true,
+        ..DeflateParams::default()
+    };
+    let config = Config::default()
+        .max_message_size(500)
+        .inflate_chunk_size(16);
+    let whole = feed(&mut client(config, params), &wire, &[], 1024);
+    assert_eq!(whole.last(), Some(&Ev::Error(1007)), "{whole:?}");
+    for cut in 0..=wire.len() {
+        let split = feed(&mut client(config, params), &wire, &[cut], 1024);
+        assert_eq!(split.last(), whole.last(), "cut {cut}: {split:?}");
+    }
+    // RFC 7692 §7.2.3.2's second message alone refers to a first one that
+    // this stream never had.
+    let lone = [0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00];
+    let events = feed(
+        &mut client(Config::default(), DeflateParams::default()),
+        &lone,
+        &[],
+        64,
+    );
+    assert_eq!(events.last(), Some(&Ev::Error(1007)), "{events:?}");
+}

@@ -905,7 +905,7 @@ fn deflate_bomb_never_grows_memory() {
             rest = &rest[result.consumed..];
             total += result.produced;
             done = result.message_done;
-            assert!(receiver.heap_size() <= 50_000, "{}", receiver.heap_size());
+            assert!(receiver.heap_size() <= 64_000, "{}", receiver.heap_size());
             assert!(result.produced > 0 || done);
             if total > limit {
                 // The connection stops here with 1009.
@@ -913,7 +913,7 @@ fn deflate_bomb_never_grows_memory() {
             }
         }
         let held = peak_bytes() - base;
-        assert!(held <= 50_000, "peak heap {held} bytes");
+        assert!(held <= 64_000, "peak heap {held} bytes");
         if limit == usize::MAX {
             assert!(done);
             assert_eq!(total, 8 << 20);

@@ -1049,15 +1049,18 @@ fn permessage_deflate_agrees_with_python_wsproto() {
 /// emptied (RFC 7692 §7.1.1.1). zlib, and so Python's wsproto, fail with
 /// 1007.
 ///
-/// wsproto-core bug: `DeflateCodec::inflate` (extension/deflate.rs) runs
-/// miniz_oxide's streaming inflater, whose wrapping window does not check
-/// distances against the output so far: the references read zeros. Input
-/// (client, no context takeover): `c1 07 f2 48 cd c9 c9 07 00 c1 05 f2 00 11
-/// 00 00`; expected `Hello`, then error 1007; actual `Hello`, then
-/// `"H\0\0\0\0"`.
+/// The literal `H` before the bad reference may be delivered first, as with
+/// any valid data before a violation in the same frame (streaming delivery);
+/// the comparison drops such an unfinished message before the error.
 #[test]
-#[ignore = "wsproto-core bug: DEFLATE distances before the start of the stream read zeros"]
 fn distance_before_the_stream_start_fails() {
+    let ours = |role, agreed, stream: &[u8], config| {
+        let mut events = ours(role, agreed, stream, config);
+        if let [.., Norm::Text(_, false), Norm::Error(_)] = events.as_slice() {
+            events.remove(events.len() - 2);
+        }
+        events
+    };
     let no_takeover = AGREEMENTS[1];
     let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
     let second = [0xf2, 0x00, 0x11, 0x00, 0x00];

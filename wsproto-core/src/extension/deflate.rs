@@ -28,8 +28,11 @@ use miniz_oxide::deflate::core::{
     compress as deflate_compress, create_comp_flags_from_zip_params, CompressionStrategy,
     CompressorOxide, TDEFLFlush, TDEFLStatus,
 };
-use miniz_oxide::inflate::stream::{inflate as inflate_stream, InflateState, MinReset};
-use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
+use miniz_oxide::inflate::core::{
+    decompress, inflate_flags::TINFL_FLAG_HAS_MORE_INPUT,
+    inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF, DecompressorOxide,
+};
+use miniz_oxide::inflate::TINFLStatus;
 
 use crate::close::CloseCode;
 use crate::connection::Role;
@@ -86,8 +89,61 @@ const COMPRESSOR_HEAP: usize = size_of::<CompressorOxide>()
     + 65_536 * 13 / 10
     + (2 * 2 + 1) * 3 * 288;
 
-/// Heap held by a boxed `InflateState`, which has no boxes of its own.
-const DECOMPRESSOR_HEAP: usize = size_of::<InflateState>();
+/// The history a back-reference may reach: 32 KiB (RFC 1951 §3.2.5).
+const WINDOW: usize = 32 << 10;
+
+/// The decompressor's output buffer: the window plus room for new output.
+const INFLATE_BUFFER: usize = WINDOW + (16 << 10);
+
+/// Heap held by an [`Inflater`].
+const DECOMPRESSOR_HEAP: usize = size_of::<Inflater>() + INFLATE_BUFFER;
+
+/// A raw DEFLATE decoder over a sliding window that knows how much history
+/// it has: a back-reference to before the start of the stream is an error,
+/// never a read of stale or zeroed bytes.
+struct Inflater {
+    decompressor: DecompressorOxide,
+    /// Decoded bytes; `buffer[..pos]` is the history (at most the window
+    /// after sliding, all of it before).
+    buffer: Vec<u8>,
+    pos: usize,
+}
+
+impl Inflater {
+    fn new() -> Box<Self> {
+        Box::new(Self {
+            decompressor: DecompressorOxide::new(),
+            buffer: alloc::vec![0; INFLATE_BUFFER],
+            pos: 0,
+        })
+    }
+
+    /// Decode from `src` into `out`: (input used, output written, status).
+    fn step(&mut self, src: &[u8], out: &mut [u8]) -> (usize, usize, TINFLStatus) {
+        if self.pos > INFLATE_BUFFER - (8 << 10) {
+            // Keep the last window of history; room for new output follows.
+            self.buffer.copy_within(self.pos - WINDOW..self.pos, 0);
+            self.pos = WINDOW;
+        }
+        let end = (self.pos + out.len()).min(INFLATE_BUFFER);
+        let Some(target) = self.buffer.get_mut(..end) else {
+            return (0, 0, TINFLStatus::BadParam);
+        };
+        let flags = TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF | TINFL_FLAG_HAS_MORE_INPUT;
+        let (status, used, written) =
+            decompress(&mut self.decompressor, src, target, self.pos, flags);
+        let written = written.min(end - self.pos).min(out.len());
+        out[..written].copy_from_slice(&self.buffer[self.pos..self.pos + written]);
+        self.pos += written;
+        (used, written, status)
+    }
+
+    /// A final block ended the stream: the next bytes start a new one, over
+    /// the same history.
+    fn end_of_stream(&mut self) {
+        self.decompressor.init();
+    }
+}
 
 /// Negotiation of permessage-deflate (RFC 7692 §7.1), for either role.
 ///
@@ -388,7 +444,7 @@ impl Default for DeflateParams {
 /// frame. Every call emits all the input given so far, so each frame can be
 /// sent at once.
 pub struct DeflateCodec {
-    inflater: Option<Box<InflateState>>,
+    inflater: Option<Box<Inflater>>,
     /// The peer resets its compressor after each message.
     inflate_fresh_each_message: bool,
     /// Payload bytes went into the decompressor since the message began (or
@@ -527,9 +583,7 @@ impl DeflateCodec {
                 message_done = end_of_message;
                 break;
             }
-            let state = self
-                .inflater
-                .get_or_insert_with(|| InflateState::new_boxed(DataFormat::Raw));
+            let inflater = self.inflater.get_or_insert_with(Inflater::new);
             let Some(out_rest) = out.get_mut(produced..) else {
                 break;
             };
@@ -537,29 +591,26 @@ impl DeflateCodec {
                 break;
             }
 
-            let result = inflate_stream(state, src, out_rest, MZFlush::None);
-            produced += result.bytes_written;
+            let (bytes_consumed, bytes_written, status) = inflater.step(src, out_rest);
+            produced += bytes_written;
             if from_tail {
-                self.tail_fed += result.bytes_consumed;
-            } else if result.bytes_consumed > 0 {
-                consumed += result.bytes_consumed;
+                self.tail_fed += bytes_consumed;
+            } else if bytes_consumed > 0 {
+                consumed += bytes_consumed;
                 self.tail_needed = true;
             }
-            match result.status {
-                Ok(MZStatus::StreamEnd) => {
+            match status {
+                TINFLStatus::Done => {
                     // A final block ended the stream and its output is out.
                     // What follows (normally the empty stored block whose
-                    // end was removed, §7.2.3.4) begins a new stream. The
-                    // cheap reset keeps the window's bytes: they are this
-                    // peer's own output, and zeroing 32 KiB for every final
-                    // block would let a peer buy much work with few bytes.
-                    state.reset_as(MinReset);
+                    // end was removed, §7.2.3.4) begins a new stream over
+                    // the same history: this peer's own output.
+                    inflater.end_of_stream();
                     self.tail_needed = false;
                     continue;
                 }
-                // Buf only means no progress was possible.
-                Ok(_) | Err(MZError::Buf) => {}
-                Err(_) => {
+                TINFLStatus::NeedsMoreInput | TINFLStatus::HasMoreOutput => {}
+                _ => {
                     self.inflater = None;
                     self.tail_needed = false;
                     self.tail_fed = 0;
@@ -576,7 +627,8 @@ impl DeflateCodec {
                     return Err(corrupt_data());
                 }
             }
-            if result.bytes_consumed == 0 && result.bytes_written == 0 {
+            let result_bytes = (bytes_consumed, bytes_written);
+            if result_bytes == (0, 0) {
                 // No input and room in `out` (an empty `out` with no input
                 // stopped above), yet no output: nothing is pending, and if
                 // the message ended, everything of it was fed.
@@ -827,7 +879,7 @@ mod tests {
 
     #[test]
     fn heap_estimates_are_plausible() {
-        assert!((40_000..50_000).contains(&DECOMPRESSOR_HEAP));
+        assert!((55_000..70_000).contains(&DECOMPRESSOR_HEAP));
         assert!((300_000..340_000).contains(&COMPRESSOR_HEAP));
     }
 }
