@@ -24,14 +24,9 @@
 //! | permessage-deflate: a DEFLATE block with BFINAL set, then more data (RFC 7692 §7.2.3.4, or a mutation) | its zlib decompressor stops at the final block: the rest of the message is ignored, and with context takeover the next compressed message fails with 1007 | what follows the final block is a new DEFLATE stream over the same window, decoded like any other | RFC 7692 §7.2.3.4: a sender may end a message with BFINAL set; the octet after it "allows the payload to be decompressed in the same manner as messages compressed using DEFLATE blocks with BFINAL unset". Asserted: the events agree up to the message where Python's decompressor ended (`differential.py` marks it). |
 //! | permessage-deflate: a ping or pong between the fragments of a compressed message | the control frame resets its "message is compressed" flag (`PerMessageDeflate.frame_inbound_complete`), so the next fragments are taken as uncompressed: error 1007 | the message is decompressed as a whole | RFC 6455 §5.4 allows control frames between fragments; RFC 7692 §6.1 sets RSV1 on the first frame for the whole message. Asserted: the events agree up to Python's error. |
 //!
-//! # A bug of ours (not deliberate)
-//!
-//! With permessage-deflate, a DEFLATE back-reference to before the start of
-//! what the window holds (the start of the stream, or of the message without
-//! context takeover) reads zeros instead of failing with 1007 as zlib does.
-//! See `distance_before_the_stream_start_fails` (ignored until fixed); the
-//! differential accepts either Python's output or this signature (a data
-//! event with NUL bytes where Python failed with 1007).
+//! A DEFLATE back-reference to before the start of what the window holds
+//! (the start of the stream, or of the message without context takeover)
+//! fails with 1007, as in zlib; see `distance_before_the_stream_start_fails`.
 //!
 //! Everything else is identical, including: close codes 0–999, 1004–1006,
 //! 1015–2999 and 5000+ refused with 1002; 1-byte close payloads (1002);
@@ -205,8 +200,8 @@ enum Expect {
     Differs(Difference),
     /// Either (random mutations, prefixes).
     Any,
-    /// The same events, or this bug of ours (not deliberate).
-    SameOrBug(Difference),
+    /// The same events, or this documented difference.
+    SameOr(Difference),
 }
 
 /// The rows of the table in the module docs.
@@ -219,9 +214,6 @@ enum Difference {
     WeDeliverValidTextFirst,
     AfterFinalBlock,
     ControlFrameInCompressedMessage,
-    /// Not deliberate: a bug of ours, see
-    /// `distance_before_the_stream_start_fails`.
-    BugNoDistanceCheck,
 }
 
 struct Case {
@@ -818,13 +810,13 @@ fn deflate_corpus() -> Vec<Case> {
                 if takeover {
                     Expect::Same
                 } else {
-                    Expect::SameOrBug(Difference::BugNoDistanceCheck)
+                    Expect::SameOr(Difference::WeDeliverValidTextFirst)
                 },
             );
             add(
                 "7.2.3.2 second message alone",
                 f(0xC1, &[0xf2, 0x00, 0x11, 0x00, 0x00]),
-                Expect::SameOrBug(Difference::BugNoDistanceCheck),
+                Expect::SameOr(Difference::WeDeliverValidTextFirst),
             );
             add(
                 "7.2.3.3 no compression",
@@ -1227,18 +1219,6 @@ fn classify(
             return Ok(Some(Difference::ControlFrameInCompressedMessage));
         }
     }
-    // Our bug: a back-reference before the start of the stream reads zeros
-    // where zlib fails (see `distance_before_the_stream_start_fails`).
-    if let Some((Norm::Error(1007), before)) = python.split_last() {
-        let zeros = match ours_default.get(before.len()) {
-            Some(Norm::Text(t, _)) => t.contains('\0'),
-            Some(Norm::Bytes(h, _)) => h.as_bytes().chunks(2).any(|b| b == b"00"),
-            _ => false,
-        };
-        if case.deflate.is_some() && ours_default.starts_with(before) && zeros {
-            return Ok(Some(Difference::BugNoDistanceCheck));
-        }
-    }
     // We fail on the header of a frame Python checks once payload arrives
     // (and, with permessage-deflate, once the payload was decompressed).
     if let Some((Norm::Error(1002), before)) = ours_default.split_last() {
@@ -1364,7 +1344,7 @@ fn differential(cases: &[Case], must_see: &[Difference]) {
                 let got = found.map_or(Expect::Same, Expect::Differs);
                 match case.expect {
                     Expect::Any => *mutations_differing.entry(found).or_default() += 1,
-                    Expect::SameOrBug(bug) if got == Expect::Same || got == Expect::Differs(bug) => {
+                    Expect::SameOr(diff) if got == Expect::Same || got == Expect::Differs(diff) => {
                         *seen.entry(got).or_default() += 1;
                     }
                     want if want == got => *seen.entry(want).or_default() += 1,
