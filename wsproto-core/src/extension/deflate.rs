@@ -14,7 +14,8 @@
 //! smaller than 32 KiB, it compresses with run-length matches only (every
 //! back-reference has distance 1), which no window can be too small for.
 //!
-//! Memory: the decompressor state (about 43 KB) and the compressor state
+//! Memory: the decompressor state (about 60 KB: a 48 KiB output window and
+//! the Huffman tables) and the compressor state
 //! (about 320 KB) are allocated when a message first needs them, and
 //! released when the message ends if the sending side agreed to no context
 //! takeover. An idle connection without context takeover holds neither.
