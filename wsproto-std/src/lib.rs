@@ -395,44 +395,19 @@ impl WSConnection {
                 Payload::Owned(Bytes::copy_from_slice(data))
             }
         };
-        let (consumed, staged, upgraded) = match &mut self.phase {
+        let rx = &mut self.rx;
+        let (received, upgraded) = match &mut self.phase {
             Phase::ClientHandshake(hs) => {
-                let r = hs.receive(&mut self.rx);
-                let consumed = r.consumed;
-                let staged = match r.event {
-                    Ok(Some(event)) => Some(stage(&event, &locate)),
-                    Ok(None) => None,
-                    Err(err) => return Some(Err(err)),
-                };
-                (consumed, staged, hs.state() == ConnectionState::Open)
+                let r = staged(hs.receive(rx), &locate);
+                (r, hs.state() == ConnectionState::Open)
             }
-            Phase::ServerHandshake(hs) => {
-                let r = hs.receive(&mut self.rx);
-                let staged = match r.event {
-                    Ok(Some(event)) => Some(stage(&event, &locate)),
-                    Ok(None) => None,
-                    Err(err) => return Some(Err(err)),
-                };
-                (r.consumed, staged, false)
-            }
-            Phase::Client(conn) => {
-                let r = conn.receive(&mut self.rx);
-                let staged = match r.event {
-                    Ok(Some(event)) => Some(stage(&event, &locate)),
-                    Ok(None) => None,
-                    Err(err) => return Some(Err(err)),
-                };
-                (r.consumed, staged, false)
-            }
-            Phase::Server(conn) => {
-                let r = conn.receive(&mut self.rx);
-                let staged = match r.event {
-                    Ok(Some(event)) => Some(stage(&event, &locate)),
-                    Ok(None) => None,
-                    Err(err) => return Some(Err(err)),
-                };
-                (r.consumed, staged, false)
-            }
+            Phase::ServerHandshake(hs) => (staged(hs.receive(rx), &locate), false),
+            Phase::Client(conn) => (staged(conn.receive(rx), &locate), false),
+            Phase::Server(conn) => (staged(conn.receive(rx), &locate), false),
+        };
+        let (consumed, staged) = match received {
+            Ok(received) => received,
+            Err(err) => return Some(Err(err)),
         };
         let chunk = self.rx.split_to(consumed).freeze();
         if upgraded {
@@ -505,6 +480,15 @@ fn unreachable_phase() -> Phase {
     // `into_connection` fails only before the handshake succeeded, and it
     // is called only after it did.
     Phase::Server(wsproto_core::Connection::server(Config::default()))
+}
+
+/// The bytes used and the staged event of one core `receive`.
+fn staged(
+    received: wsproto_core::Received<'_>,
+    locate: &dyn Fn(&[u8]) -> Payload,
+) -> Result<(usize, Option<Staged>), RemoteProtocolError> {
+    let event = received.event?;
+    Ok((received.consumed, event.map(|event| stage(&event, locate))))
 }
 
 /// Convert a core event, noting where its payload lies.
