@@ -31,11 +31,15 @@ pub mod event;
 pub mod extension;
 pub mod frame;
 pub mod handshake;
+mod message;
 pub mod random;
+mod role;
 pub mod utf8;
 
 pub use close::CloseCode;
-pub use connection::{Config, Connection, ConnectionState, Received, Role};
+pub use connection::{
+    Config, Connection, ConnectionState, Needed, Received, Role, MIN_RECEIVE_BUFFER,
+};
 pub use error::{BufferTooSmall, LocalProtocolError, RemoteProtocolError, SendError};
 pub use event::Event;
 pub use handshake::{Handshake, HandshakeConfig, Headers, Tokens, Upgraded};

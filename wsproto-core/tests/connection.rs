@@ -4,7 +4,9 @@ mod common;
 
 use common::{counter_rng, feed, frame, merge, Ev};
 use wsproto_core::event::{BytesMessage, CloseConnection, Event, Ping, Pong, TextMessage};
-use wsproto_core::{CloseCode, Config, Connection, ConnectionState, SendError};
+use wsproto_core::{
+    CloseCode, Config, Connection, ConnectionState, Needed, SendError, MIN_RECEIVE_BUFFER,
+};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -626,4 +628,151 @@ fn client_and_server_talk() {
             Ev::Close(1000, "done".into()),
         ]
     );
+}
+
+/// Python's wsproto, fed "hé€x" in pieces of 8, 2 and the rest, yields "h",
+/// "é" and "€x": the bytes of a split code point wait in the caller's buffer
+/// and go out with the chunk that completes them.
+#[test]
+fn split_code_points_go_out_with_the_chunk_that_completes_them() {
+    let wire = client_frame(true, 1, "hé€x".as_bytes());
+    let mut conn = Connection::server(Config::default());
+    let events = feed(&mut conn, &wire, &[8, 10], 4096);
+    assert_eq!(
+        events,
+        vec![
+            Ev::Text("h".into(), false, false),
+            Ev::Text("é".into(), false, false),
+            Ev::Text("€x".into(), true, true),
+        ]
+    );
+}
+
+/// A code point split across two fragments, with a ping and a pong between
+/// them, arrives whole at every split of the input, one byte at a time
+/// included.
+#[test]
+fn a_code_point_split_across_fragments_survives_control_frames() {
+    let euro = "€".as_bytes();
+    let mut wire = client_frame(false, 1, &[b'a', euro[0]]);
+    wire.extend(client_frame(true, 9, b"between"));
+    wire.extend(client_frame(false, 0, &euro[1..2]));
+    wire.extend(client_frame(true, 10, b""));
+    wire.extend(client_frame(true, 0, &[euro[2], b'b']));
+    wire.extend(client_frame(true, 8, &[0x03, 0xE8]));
+    let expected = vec![
+        Ev::Text("a".into(), true, false),
+        Ev::Ping(b"between".to_vec()),
+        Ev::Pong(vec![]),
+        Ev::Text("€b".into(), true, true),
+        Ev::Close(1000, String::new()),
+    ];
+    let cuts: Vec<usize> = (1..wire.len()).collect();
+    for pieces in [&[][..], &cuts[..]] {
+        let mut conn = Connection::server(Config::default());
+        let events = feed(&mut conn, &wire, pieces, MIN_RECEIVE_BUFFER);
+        let mut text = String::new();
+        let mut others = Vec::new();
+        for ev in &events {
+            match ev {
+                Ev::Text(t, _, _) => text.push_str(t),
+                other => others.push(other.clone()),
+            }
+        }
+        assert_eq!(text, "a€b", "{events:?}");
+        assert_eq!(
+            others,
+            expected[1..]
+                .iter()
+                .filter(|e| !matches!(e, Ev::Text(..)))
+                .cloned()
+                .collect::<Vec<_>>()
+        );
+    }
+    for cut in 0..=wire.len() {
+        let mut conn = Connection::server(Config::default());
+        let events = feed(&mut conn, &wire, &[cut], MIN_RECEIVE_BUFFER);
+        assert_eq!(merge(&events).last(), expected.last(), "cut {cut}");
+        let text: String = events
+            .iter()
+            .filter_map(|e| match e {
+                Ev::Text(t, _, _) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(text, "a€b", "cut {cut}");
+    }
+}
+
+/// A control frame is handed out only when it is whole in the buffer;
+/// until then the call says how many bytes it needs.
+#[test]
+fn a_control_frame_waits_until_whole_and_says_what_it_needs() {
+    let wire = client_frame(true, 9, &[7; 125]);
+    assert_eq!(wire.len(), 131);
+    let mut conn = Connection::server(Config::default());
+    let mut buf = wire.clone();
+    for len in 6..wire.len() {
+        let received = conn.receive(&mut buf[..len]);
+        assert_eq!(received.consumed, 0);
+        assert_eq!(received.event, Ok(None));
+        assert_eq!(received.needed, Needed::Input(131), "{len}");
+    }
+    let received = conn.receive(&mut buf);
+    assert_eq!(received.consumed, 131);
+    assert_eq!(received.needed, Needed::Nothing);
+    assert!(matches!(received.event, Ok(Some(Event::Ping(p))) if p.payload == [7; 125]));
+}
+
+/// The reply to a ping is sent while the ping, which borrows only the
+/// caller's buffer, is still alive.
+#[test]
+fn a_pong_is_sent_while_the_ping_is_alive() {
+    let mut conn = Connection::server(Config::default());
+    let mut buf = client_frame(true, 9, b"are you there");
+    let mut out = [0u8; 64];
+    let received = conn.receive(&mut buf);
+    let Ok(Some(event)) = received.event else {
+        panic!("no ping")
+    };
+    let reply = conn.reply_to(&event).expect("a ping calls for a pong");
+    let n = conn.send(&reply, &mut out).unwrap();
+    assert_eq!(&out[..n], b"\x8a\x0dare you there");
+    // The ping still reads the caller's buffer.
+    assert_eq!(
+        event,
+        Event::Ping(Ping {
+            payload: b"are you there"
+        })
+    );
+}
+
+/// Codes 1005, 1006 and 1015 never go on the wire: a reason with them is
+/// refused rather than dropped or sent under another code.
+#[test]
+fn a_close_without_a_code_on_the_wire_carries_no_reason() {
+    for code in [1005, 1006, 1015] {
+        let mut conn = Connection::server(Config::default());
+        let close = CloseConnection {
+            code: CloseCode(code),
+            reason: "why",
+        };
+        let mut out = [0u8; 64];
+        assert!(
+            matches!(conn.send(&close.into(), &mut out), Err(SendError::Local(_))),
+            "{code}"
+        );
+        assert_eq!(conn.state(), ConnectionState::Open);
+        let n = conn
+            .send(&CloseConnection::new(CloseCode(code)).into(), &mut out)
+            .unwrap();
+        // 1005 is an empty close frame; 1006 and 1015 become 1000, as in
+        // Python's wsproto.
+        let wire: &[u8] = if code == 1005 {
+            &[0x88, 0x00]
+        } else {
+            &[0x88, 0x02, 0x03, 0xE8]
+        };
+        assert_eq!(&out[..n], wire, "{code}");
+    }
 }

@@ -36,9 +36,11 @@ use miniz_oxide::inflate::core::{
 use miniz_oxide::inflate::TINFLStatus;
 
 use crate::close::CloseCode;
-use crate::connection::Role;
 use crate::error::RemoteProtocolError;
 use crate::extension::{Extension, ExtensionOffer};
+use crate::frame::payload::PayloadCursor;
+use crate::role::Role;
+use crate::utf8;
 
 /// The extension token of permessage-deflate.
 pub const NAME: &str = "permessage-deflate";
@@ -723,6 +725,168 @@ impl DeflateCodec {
             self.compressor = None;
         }
     }
+}
+
+/// permessage-deflate on a connection: the codec, the bytes of a split code
+/// point carried from one output to the next, and the message counters.
+#[derive(Debug)]
+pub(crate) struct DeflateStream {
+    pub(crate) codec: DeflateCodec,
+    /// Output bytes carried to the front of the next output: the start of a
+    /// code point split by the end of the last one.
+    tail: [u8; 4],
+    tail_len: u8,
+    /// Decompressed bytes of the current message so far.
+    inflated_len: u64,
+    /// Compressed output being framed, kept between messages only while
+    /// this end keeps its context.
+    pub(crate) tx: Vec<u8>,
+    /// Release `tx` after each message sent (this end resets its context).
+    pub(crate) release_tx_after_message: bool,
+}
+
+/// What one [`DeflateStream::inflate`] call made of the payload.
+pub(crate) struct Inflation<'b> {
+    /// Payload bytes used from the input.
+    pub(crate) used: usize,
+    /// Decompressed data to hand out, if any.
+    pub(crate) data: Option<&'b [u8]>,
+    pub(crate) frame_finished: bool,
+    pub(crate) message_finished: bool,
+    /// Without data: the output space needed to go on, or zero when more
+    /// input is needed.
+    pub(crate) output_needed: usize,
+}
+
+/// The least output space that always makes progress: a carried code
+/// point of up to three bytes and one more byte.
+const MIN_OUTPUT: usize = 4;
+
+impl DeflateStream {
+    pub(crate) fn new(params: DeflateParams, role: Role) -> Self {
+        let release_tx_after_message = match role {
+            Role::Server => params.server_no_context_takeover,
+            Role::Client => params.client_no_context_takeover,
+        };
+        Self {
+            codec: DeflateCodec::new(params, role),
+            tail: [0; 4],
+            tail_len: 0,
+            inflated_len: 0,
+            tx: Vec::new(),
+            release_tx_after_message,
+        }
+    }
+
+    /// Decompress the payload of a compressed frame from `input` (masked,
+    /// its first byte the next payload byte of `frame`) into `out`. Input
+    /// that is not used stays in place, masked as it came.
+    pub(crate) fn inflate<'b>(
+        &mut self,
+        frame: &mut PayloadCursor,
+        text: bool,
+        max_message_size: u64,
+        input: &mut [u8],
+        out: &'b mut [u8],
+    ) -> Result<Inflation<'b>, RemoteProtocolError> {
+        let mut inflation = Inflation {
+            used: 0,
+            data: None,
+            frame_finished: false,
+            message_finished: false,
+            output_needed: MIN_OUTPUT,
+        };
+        if out.len() < MIN_OUTPUT {
+            return Ok(inflation);
+        }
+        inflation.output_needed = 0;
+        let fin = frame.fin;
+        let chunk = out.len();
+        loop {
+            let rest = input.get_mut(inflation.used..).unwrap_or_default();
+            // Unmask no more than one output's worth: input the codec does
+            // not take is masked again, and that must not grow with the
+            // frame. Even without new input, output may be pending.
+            let n = frame.take_len(rest.len()).min(chunk);
+            let (taken, _) = rest.split_at_mut(n);
+            frame.unmask(taken);
+            let end_of_message = fin && n as u64 == frame.remaining;
+            // The split code point of the last output goes first.
+            let carry = usize::from(core::mem::take(&mut self.tail_len));
+            out[..carry].copy_from_slice(&self.tail[..carry]);
+            // Output past the message limit is never produced: one byte
+            // over is enough to know.
+            let room = max_message_size.saturating_sub(self.inflated_len);
+            let space = usize::try_from(room.saturating_add(1)).map_or(chunk, |r| r.min(chunk));
+            let space = (carry + space).min(chunk);
+            let inflated = self
+                .codec
+                .inflate(taken, end_of_message, &mut out[carry..space])?;
+            let (_, left) = taken.split_at_mut(inflated.consumed);
+            frame.remask_after(inflated.consumed, left);
+            inflation.used += inflated.consumed;
+            frame.advance(inflated.consumed);
+            let input_done = frame.is_done();
+            // A full output may leave output pending in the codec: the
+            // frame ends only once it is drained. Invalid data after this
+            // output is reported by the next call, before anything that
+            // follows in the stream.
+            let drained = inflated.produced < space - carry && !self.codec.has_pending_error();
+            inflation.message_finished = fin && input_done && inflated.message_done;
+            inflation.frame_finished =
+                input_done && if fin { inflated.message_done } else { drained };
+            let data_len = carry + inflated.produced;
+            if inflated.produced as u64 > room {
+                // Report the violation that comes first in the message.
+                let within = out.get(..carry + room as usize).unwrap_or_default();
+                if text {
+                    let cut = utf8::incomplete_tail_start(within);
+                    if simdutf8::basic::from_utf8(&within[..cut]).is_err() {
+                        return Err(invalid_text());
+                    }
+                }
+                return Err(RemoteProtocolError::too_big(
+                    "decompressed message larger than the limit",
+                ));
+            }
+            self.inflated_len += inflated.produced as u64;
+            let emit_len = if text {
+                // Keep a code point split by the end of this output for the
+                // next; it must be the start of one.
+                let cut = utf8::incomplete_tail_start(&out[..data_len]);
+                let tail = &out[cut..data_len];
+                if !tail.is_empty() && (inflation.message_finished || !utf8::is_char_prefix(tail)) {
+                    return Err(invalid_text());
+                }
+                self.tail[..tail.len()].copy_from_slice(tail);
+                self.tail_len = tail.len() as u8;
+                cut
+            } else {
+                data_len
+            };
+            if inflation.message_finished {
+                self.inflated_len = 0;
+            }
+            if emit_len == 0 && !inflation.frame_finished {
+                // Nothing to hand out yet. Go on while that can change
+                // without more input: buffered input of this frame, or
+                // output (or an error) still pending in the codec.
+                let pending_error = self.codec.has_pending_error();
+                let progressed = inflated.consumed > 0 || inflated.produced > 0 || pending_error;
+                let more_input = frame.remaining > 0 && inflation.used < input.len();
+                if pending_error || (progressed && (more_input || frame.remaining == 0)) {
+                    continue;
+                }
+                return Ok(inflation);
+            }
+            inflation.data = Some(&out[..emit_len]);
+            return Ok(inflation);
+        }
+    }
+}
+
+fn invalid_text() -> RemoteProtocolError {
+    RemoteProtocolError::invalid_utf8("text message is not valid UTF-8")
 }
 
 fn corrupt_data() -> RemoteProtocolError {

@@ -9,6 +9,7 @@
 //! [`FrameHeader::validate`].
 
 pub mod mask;
+pub(crate) mod payload;
 
 use core::fmt;
 

@@ -9,11 +9,11 @@ use super::util::{
     generate_accept_token, generate_nonce, has_token, is_field_value, is_request_target, trim_ows,
     trim_ows_bytes,
 };
+use super::Received;
 use super::{
     check_headers, ExtensionSet, Handshake, Negotiated, Phase, Side, MAX_HEADERS,
     RAW_OFFER_CAPACITY, SUBPROTOCOL_CAPACITY,
 };
-use crate::connection::Received;
 use crate::error::{BufferTooSmall, LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{AcceptConnection, Event, RejectConnection, Request};
 use crate::extension::{is_token, parse_extensions};

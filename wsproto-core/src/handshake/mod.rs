@@ -130,10 +130,23 @@ pub use util::{
 
 use self::body::{BodyDecoder, BodyEncoder, BodyLimits};
 use self::fields::{Source, Span};
-use crate::connection::{Config, Connection, ConnectionState, Received, Role};
+use crate::connection::{Config, Connection, ConnectionState, Role};
 use crate::error::{LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{Event, RejectData};
 use crate::random::{NoRandom, RandomSource};
+
+/// The result of one call to [`Handshake::receive`].
+#[derive(Debug)]
+#[must_use = "the consumed bytes must be discarded and the event handled"]
+pub struct Received<'a> {
+    /// How many bytes at the front of the buffer were used. Drop them once
+    /// the event is handled; keep the rest at the front of the buffer.
+    pub consumed: usize,
+    /// The next event, `Ok(None)` when more input is needed, or the peer's
+    /// violation (whose [`event_hint`](RemoteProtocolError::event_hint) is
+    /// the refusal to send).
+    pub event: Result<Option<Event<'a>>, RemoteProtocolError>,
+}
 
 /// The most headers a head may have, whatever the configuration says.
 ///

@@ -9,11 +9,11 @@ use super::head::{emit, write_accept, write_chunk, write_reject, AcceptHead};
 use super::util::{
     generate_accept_token, has_token, is_valid_key, trim_ows, trim_ows_bytes, ListSplit,
 };
+use super::Received;
 use super::{
     check_headers, ExtensionSet, Handshake, Negotiated, Phase, Server, Side, UpgradeError,
     MAX_HEADERS,
 };
-use crate::connection::Received;
 use crate::error::{LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{AcceptConnection, Event, Header, RejectConnection, RejectData, Request};
 use crate::extension::{is_token, parse_extensions};

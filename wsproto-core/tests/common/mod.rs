@@ -5,7 +5,7 @@
 use wsproto_core::event::Event;
 use wsproto_core::frame::mask::apply_mask;
 use wsproto_core::frame::{FrameHeader, Opcode};
-use wsproto_core::{CloseCode, Connection, RandomSource, RemoteProtocolError};
+use wsproto_core::{CloseCode, Connection, Needed, RandomSource, RemoteProtocolError};
 
 /// An owned copy of an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +29,18 @@ pub fn own(event: &Event<'_>) -> Ev {
     }
 }
 
+/// The bytes an event hands out.
+pub fn payload<'a>(event: &Event<'a>) -> &'a [u8] {
+    match event {
+        Event::TextMessage(m) => m.data.as_bytes(),
+        Event::BytesMessage(m) => m.data,
+        Event::Ping(p) => p.payload,
+        Event::Pong(p) => p.payload,
+        Event::CloseConnection(c) => c.reason.as_bytes(),
+        _ => &[],
+    }
+}
+
 fn error(err: &RemoteProtocolError) -> Ev {
     Ev::Error(err.close_code().unwrap_or(CloseCode(0)).as_u16())
 }
@@ -41,8 +53,20 @@ pub fn feed<R: RandomSource>(
     cuts: &[usize],
     capacity: usize,
 ) -> Vec<Ev> {
+    feed_out(conn, input, cuts, capacity, 16 << 10)
+}
+
+/// [`feed`], lending `out_len` bytes of output space for inflated data.
+pub fn feed_out<R: RandomSource>(
+    conn: &mut Connection<R>,
+    input: &[u8],
+    cuts: &[usize],
+    capacity: usize,
+    out_len: usize,
+) -> Vec<Ev> {
     let mut events = Vec::new();
     let mut buf = vec![0u8; capacity];
+    let mut out = vec![0u8; out_len];
     let mut filled = 0;
     let mut fed = 0;
     let mut boundaries: Vec<usize> = cuts.iter().map(|&c| c.min(input.len())).collect();
@@ -57,11 +81,35 @@ pub fn feed<R: RandomSource>(
             filled += n;
             fed += n;
             loop {
-                let received = conn.receive(&mut buf[..filled]);
+                let (buf_start, out_start) = (buf.as_ptr(), out.as_ptr());
+                let received = conn.receive_into(&mut buf[..filled], &mut out);
                 let consumed = received.consumed;
                 let outcome = match received.event {
-                    Ok(Some(event)) => Some(own(&event)),
-                    Ok(None) => None,
+                    Ok(Some(event)) => {
+                        // The data lies where `Received` says: the end of
+                        // the consumed bytes, or the front of `out`.
+                        let data = payload(&event);
+                        let expected = if received.decompressed {
+                            out_start
+                        } else {
+                            buf_start.wrapping_add(consumed - data.len())
+                        };
+                        assert!(
+                            data.is_empty() || data.as_ptr() == expected,
+                            "{event:?} is not where the caller was told"
+                        );
+                        Some(own(&event))
+                    }
+                    Ok(None) => {
+                        match received.needed {
+                            Needed::Input(n) => assert!(
+                                n <= capacity,
+                                "a buffer of {capacity} bytes cannot hold the {n} needed"
+                            ),
+                            other => panic!("unexpected {other:?}"),
+                        }
+                        None
+                    }
                     Err(err) => {
                         events.push(error(&err));
                         return events;

@@ -1,0 +1,431 @@
+//! The message layer of the receive side: frames in, events out (RFC 6455
+//! §5.4–§5.6). Fragmentation rules, control frames between fragments, text
+//! validation and the limits of [`Config`].
+//!
+//! Every byte an event hands out lies in the caller's buffer, never here:
+//!
+//! - a control frame is taken only once it is whole in the buffer;
+//! - the bytes of a code point split by the end of the buffer or by a frame
+//!   boundary stay unconsumed at the front of the buffer (already unmasked;
+//!   [`Receiver`] counts them) and go out with the chunk that completes
+//!   them. When a frame header or a control frame sits behind them, they
+//!   are moved within the caller's buffer so that they stay in front of
+//!   what is left to read;
+//! - inflated data goes into output space the caller lends.
+
+use crate::error::RemoteProtocolError;
+use crate::event::{BytesMessage, CloseConnection, Event, Ping, Pong, TextMessage};
+use crate::frame::payload::PayloadCursor;
+use crate::frame::{parse_close_payload, FrameHeader, Opcode, RsvBits, Status};
+use crate::role::Role;
+use crate::utf8;
+
+#[cfg(feature = "deflate")]
+use crate::extension::deflate::DeflateStream;
+
+/// Limits and settings of a [`Connection`](crate::Connection).
+///
+/// Every size the peer controls has a limit here; going past one fails the
+/// connection with close code 1009.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct Config {
+    /// The largest frame payload accepted, in bytes (default 64 MiB).
+    pub max_frame_size: u64,
+    /// The largest message accepted, in bytes, after decompression
+    /// (default 64 MiB).
+    pub max_message_size: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_frame_size: 64 << 20,
+            max_message_size: 64 << 20,
+        }
+    }
+}
+
+impl Config {
+    /// Set [`max_frame_size`](Self::max_frame_size).
+    #[must_use]
+    pub const fn max_frame_size(mut self, bytes: u64) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+
+    /// Set [`max_message_size`](Self::max_message_size).
+    #[must_use]
+    pub const fn max_message_size(mut self, bytes: u64) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+}
+
+/// The kind of a data message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum MessageKind {
+    /// A text message (opcode 0x1).
+    Text,
+    /// A binary message (opcode 0x2).
+    Binary,
+}
+
+/// The result of one call to [`Connection::receive`](crate::Connection::receive).
+#[derive(Debug)]
+#[must_use = "the consumed bytes must be discarded and the event handled"]
+pub struct Received<'b> {
+    /// How many bytes at the front of the buffer were used. Drop them before
+    /// the next call; keep the rest at the front of the buffer.
+    pub consumed: usize,
+    /// The next event, `Ok(None)` when the call cannot go on (see
+    /// [`needed`](Self::needed)), or the peer's violation (whose
+    /// [`event_hint`](RemoteProtocolError::event_hint) is the close frame to
+    /// send).
+    pub event: Result<Option<Event<'b>>, RemoteProtocolError>,
+    /// What the next call needs when `event` is `Ok(None)`.
+    pub needed: Needed,
+    /// Where the event's data lies: `false` for the last bytes of the
+    /// consumed part of the buffer (`buf[consumed - len..consumed]`), `true`
+    /// for decompressed data at the front of the output space
+    /// (`out[..len]`). An owner of both buffers splits the data off the
+    /// right one without looking at pointers.
+    pub decompressed: bool,
+}
+
+/// What [`Connection::receive`](crate::Connection::receive) needs before it
+/// can go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Needed {
+    /// Nothing: the call returned an event or an error.
+    Nothing,
+    /// More input: the buffer, once the consumed bytes are dropped, must
+    /// hold at least this many bytes. A buffer whose capacity is smaller
+    /// can never make progress (a control frame must be whole in the buffer:
+    /// [`MIN_RECEIVE_BUFFER`] bytes are always enough).
+    Input(usize),
+    /// Output space for decompressed data, at least this many bytes: call
+    /// [`receive_into`](crate::Connection::receive_into) with it.
+    Output(usize),
+}
+
+/// A receive buffer of this many bytes always makes progress: the largest
+/// control frame (a 14-byte header at most, 125 bytes of payload) behind the
+/// three bytes of a split code point.
+pub const MIN_RECEIVE_BUFFER: usize = 3 + FrameHeader::MAX_LEN + 125;
+
+/// The receive side of a connection: counters and flags only.
+#[derive(Debug)]
+pub(crate) struct Receiver {
+    /// The data frame whose payload is arriving.
+    frame: Option<PayloadCursor>,
+    /// The kind of the message being received, if one is unfinished.
+    message: Option<MessageKind>,
+    /// Whether that message is compressed (RSV1 on its first frame).
+    compressed: bool,
+    /// Bytes at the front of the caller's buffer that start a code point:
+    /// payload already taken and unmasked, not yet handed out.
+    carry: u8,
+    /// Payload bytes of the current message so far.
+    message_len: u64,
+}
+
+/// What a data chunk of a message is, before it becomes an event.
+struct Chunk {
+    frame_finished: bool,
+    message_finished: bool,
+}
+
+impl Receiver {
+    pub(crate) const fn new() -> Self {
+        Self {
+            frame: None,
+            message: None,
+            compressed: false,
+            carry: 0,
+            message_len: 0,
+        }
+    }
+
+    /// Parse the next event from the front of `buf`; inflated data goes to
+    /// `out`.
+    pub(crate) fn receive<'b>(
+        &mut self,
+        role: Role,
+        config: &Config,
+        #[cfg(feature = "deflate")] inflate: Option<&mut DeflateStream>,
+        buf: &'b mut [u8],
+        #[cfg_attr(not(feature = "deflate"), allow(unused_variables))] out: &'b mut [u8],
+    ) -> Result<(usize, Progress<'b>), RemoteProtocolError> {
+        #[cfg(feature = "deflate")]
+        let deflate_on = inflate.is_some();
+        #[cfg(not(feature = "deflate"))]
+        let deflate_on = false;
+        let carry = usize::from(self.carry);
+        let (start, frame) = match self.frame {
+            Some(frame) => (0, frame),
+            None => {
+                let input = buf.get(carry..).unwrap_or_default();
+                let (header, used) = match FrameHeader::parse(input)? {
+                    Status::Complete(parsed) => parsed,
+                    Status::Incomplete => {
+                        return Ok((0, Progress::Needs(Needed::Input(buf.len() + 1))))
+                    }
+                };
+                self.check_header(role, config, deflate_on, &header)?;
+                if header.opcode.is_control() {
+                    return control_frame(&header, used, carry, buf);
+                }
+                self.start_message(config, &header)?;
+                // The carried bytes move up to sit right before the payload.
+                buf.copy_within(..carry, used);
+                (used, PayloadCursor::new(&header))
+            }
+        };
+        if self.compressed {
+            #[cfg(feature = "deflate")]
+            if let Some(inflate) = inflate {
+                return self.inflate(inflate, config, frame, start, buf, out);
+            }
+            return Err(RemoteProtocolError::protocol(
+                "compressed message without deflate",
+            ));
+        }
+        self.data(frame, start, buf)
+    }
+
+    /// The rules a header must follow here, given the connection (RFC 6455
+    /// §5.2, §5.4, RFC 7692 §6.1) and the limits.
+    fn check_header(
+        &self,
+        role: Role,
+        config: &Config,
+        deflate_on: bool,
+        header: &FrameHeader,
+    ) -> Result<(), RemoteProtocolError> {
+        let allowed_rsv = if deflate_on {
+            RsvBits::RSV1
+        } else {
+            RsvBits::NONE
+        };
+        header.validate(role == Role::Server, allowed_rsv)?;
+        if header.rsv.rsv1()
+            && (header.opcode.is_control() || header.opcode == Opcode::CONTINUATION)
+        {
+            // RFC 7692 §6.1: RSV1 marks the first frame of a compressed message.
+            return Err(RemoteProtocolError::protocol(
+                "RSV1 set on a control or continuation frame",
+            ));
+        }
+        if header.payload_len > config.max_frame_size {
+            return Err(RemoteProtocolError::too_big("frame larger than the limit"));
+        }
+        Ok(())
+    }
+
+    /// Begin a data frame: the fragmentation rules of §5.4 and the message
+    /// limit.
+    fn start_message(
+        &mut self,
+        config: &Config,
+        header: &FrameHeader,
+    ) -> Result<(), RemoteProtocolError> {
+        let kind = match (header.opcode, self.message) {
+            (Opcode::CONTINUATION, Some(kind)) => kind,
+            (Opcode::CONTINUATION, None) => {
+                return Err(RemoteProtocolError::protocol(
+                    "continuation frame without a message to continue",
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(RemoteProtocolError::protocol(
+                    "new data frame inside a fragmented message",
+                ))
+            }
+            (Opcode::TEXT, None) => MessageKind::Text,
+            (_, None) => MessageKind::Binary,
+        };
+        let message_len = self.message_len.saturating_add(header.payload_len);
+        if message_len > config.max_message_size {
+            return Err(RemoteProtocolError::too_big(
+                "message larger than the limit",
+            ));
+        }
+        if header.opcode != Opcode::CONTINUATION {
+            self.compressed = header.rsv.rsv1();
+        }
+        self.message = Some(kind);
+        self.message_len = message_len;
+        self.frame = Some(PayloadCursor::new(header));
+        Ok(())
+    }
+
+    /// Hand out the payload of an uncompressed data frame that is in `buf`
+    /// from `start` on, behind the carried bytes of a split code point.
+    fn data<'b>(
+        &mut self,
+        mut frame: PayloadCursor,
+        start: usize,
+        buf: &'b mut [u8],
+    ) -> Result<(usize, Progress<'b>), RemoteProtocolError> {
+        let kind = self.message.unwrap_or(MessageKind::Binary);
+        let carry = usize::from(self.carry);
+        let chunk_start = start.min(buf.len());
+        let chunk = buf.get_mut(chunk_start..).unwrap_or_default();
+        let payload_start = carry.min(chunk.len());
+        let n = frame.take_len(chunk.len() - payload_start);
+        let chunk = chunk.get_mut(..payload_start + n).unwrap_or_default();
+        frame.unmask(chunk.get_mut(payload_start..).unwrap_or_default());
+        frame.advance(n);
+        let frame_finished = frame.is_done();
+        self.frame = (!frame_finished).then_some(frame);
+        let chunk_info = Chunk {
+            frame_finished,
+            message_finished: frame_finished && frame.fin,
+        };
+        let chunk: &'b [u8] = chunk;
+        match kind {
+            MessageKind::Binary => {
+                self.end_chunk(&chunk_info);
+                if n == 0 && !frame_finished {
+                    return Ok((start, Progress::Needs(Needed::Input(1))));
+                }
+                let event = Event::BytesMessage(BytesMessage {
+                    data: chunk,
+                    frame_finished,
+                    message_finished: chunk_info.message_finished,
+                });
+                Ok((start + chunk.len(), Progress::Event(event, false)))
+            }
+            MessageKind::Text => {
+                let cut = utf8::incomplete_tail_start(chunk);
+                let (text, tail) = chunk.split_at(cut);
+                if !tail.is_empty() && (chunk_info.message_finished || !utf8::is_char_prefix(tail))
+                {
+                    return Err(invalid_text());
+                }
+                let text = simdutf8::compat::from_utf8(text).map_err(|_| invalid_text())?;
+                self.carry = tail.len() as u8;
+                self.end_chunk(&chunk_info);
+                if text.is_empty() && !frame_finished {
+                    return Ok((start, Progress::Needs(Needed::Input(tail.len() + 1))));
+                }
+                let event = text_event(text, &chunk_info);
+                Ok((start + cut, Progress::Event(event, false)))
+            }
+        }
+    }
+
+    /// Decompress the payload of a compressed message as it arrives.
+    #[cfg(feature = "deflate")]
+    fn inflate<'b>(
+        &mut self,
+        stream: &mut DeflateStream,
+        config: &Config,
+        mut frame: PayloadCursor,
+        start: usize,
+        buf: &'b mut [u8],
+        out: &'b mut [u8],
+    ) -> Result<(usize, Progress<'b>), RemoteProtocolError> {
+        let text = self.message == Some(MessageKind::Text);
+        let input = buf.get_mut(start..).unwrap_or_default();
+        let inflation = stream.inflate(&mut frame, text, config.max_message_size, input, out)?;
+        self.frame = (!inflation.frame_finished).then_some(frame);
+        let chunk = Chunk {
+            frame_finished: inflation.frame_finished,
+            message_finished: inflation.message_finished,
+        };
+        self.end_chunk(&chunk);
+        let consumed = start + inflation.used;
+        let Some(data) = inflation.data else {
+            let needed = match inflation.output_needed {
+                0 => Needed::Input(buf.len() - consumed + 1),
+                n => Needed::Output(n),
+            };
+            return Ok((consumed, Progress::Needs(needed)));
+        };
+        let event = if text {
+            let text = simdutf8::compat::from_utf8(data).map_err(|_| invalid_text())?;
+            text_event(text, &chunk)
+        } else {
+            Event::BytesMessage(BytesMessage {
+                data,
+                frame_finished: chunk.frame_finished,
+                message_finished: chunk.message_finished,
+            })
+        };
+        Ok((consumed, Progress::Event(event, true)))
+    }
+
+    /// Bookkeeping at the end of a data chunk.
+    fn end_chunk(&mut self, chunk: &Chunk) {
+        if chunk.message_finished {
+            self.message = None;
+            self.message_len = 0;
+            self.carry = 0;
+        }
+    }
+}
+
+/// What one step of the receiver produced.
+pub(crate) enum Progress<'b> {
+    /// An event for the caller, and whether its data was decompressed
+    /// into the output space.
+    Event(Event<'b>, bool),
+    /// Nothing until the caller provides this.
+    Needs(Needed),
+}
+
+/// A control frame whose header of `used` bytes sits behind `carry`
+/// carried bytes: taken only when it is whole in `buf` (§5.5).
+fn control_frame<'b>(
+    header: &FrameHeader,
+    used: usize,
+    carry: usize,
+    buf: &'b mut [u8],
+) -> Result<(usize, Progress<'b>), RemoteProtocolError> {
+    // At most 125 bytes: checked by `FrameHeader::validate`.
+    let len = header.payload_len as usize;
+    let start = carry + used;
+    let end = start + len;
+    let Some(payload) = buf.get_mut(start..end) else {
+        return Ok((0, Progress::Needs(Needed::Input(end))));
+    };
+    PayloadCursor::new(header).unmask(payload);
+    if carry != 0 {
+        // Move the payload down over the header and the carried bytes up
+        // behind it, in front of what follows the frame.
+        let mut carried = [0u8; 4];
+        carried[..carry].copy_from_slice(&buf[..carry]);
+        buf.copy_within(start..end, used);
+        buf[end - carry..end].copy_from_slice(&carried[..carry]);
+    }
+    // The payload ends where the consumed bytes end, as for data.
+    let consumed = end - carry;
+    let buf: &'b [u8] = buf;
+    let payload = &buf[consumed - len..consumed];
+    let event = match header.opcode {
+        Opcode::PING => Event::Ping(Ping { payload }),
+        Opcode::PONG => Event::Pong(Pong { payload }),
+        _ => {
+            let (code, reason) = parse_close_payload(payload)?;
+            Event::CloseConnection(CloseConnection { code, reason })
+        }
+    };
+    Ok((consumed, Progress::Event(event, false)))
+}
+
+pub(crate) fn invalid_text() -> RemoteProtocolError {
+    RemoteProtocolError::invalid_utf8("text message is not valid UTF-8")
+}
+
+fn text_event<'b>(data: &'b str, chunk: &Chunk) -> Event<'b> {
+    Event::TextMessage(TextMessage {
+        data,
+        frame_finished: chunk.frame_finished,
+        message_finished: chunk.message_finished,
+    })
+}
