@@ -23,6 +23,9 @@ fuzz_target!(|data: &[u8]| {
         header.mask = (data[0] & 0x08 != 0).then(|| data[9..13].try_into().unwrap());
         let mut out = [0u8; FrameHeader::MAX_LEN];
         let n = header.encode(&mut out).unwrap();
-        assert_eq!(FrameHeader::parse(&out[..n]), Ok(Status::Complete((header, n))));
+        assert_eq!(
+            FrameHeader::parse(&out[..n]),
+            Ok(Status::Complete((header, n)))
+        );
     }
 });

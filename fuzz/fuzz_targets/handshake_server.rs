@@ -11,8 +11,18 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let capacity = 16 << 10;
-    let whole = feed_handshake(&mut Handshake::server(HandshakeConfig::default()), input, &[], capacity);
+    let whole = feed_handshake(
+        &mut Handshake::server(HandshakeConfig::default()),
+        input,
+        &[],
+        capacity,
+    );
     let lengths = [usize::from(*a), usize::from(*b)];
-    let pieces = feed_handshake(&mut Handshake::server(HandshakeConfig::default()), input, &lengths, capacity);
+    let pieces = feed_handshake(
+        &mut Handshake::server(HandshakeConfig::default()),
+        input,
+        &lengths,
+        capacity,
+    );
     assert_eq!(whole, pieces);
 });

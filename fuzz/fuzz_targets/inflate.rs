@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsproto_core::connection::Role;
 use wsproto_core::extension::deflate::{DeflateCodec, DeflateParams};
+use wsproto_core::Role;
 
 /// Inflate one message; `None` when the data is invalid.
 fn inflate(input: &[u8], piece: usize, room: usize) -> Option<Vec<u8>> {

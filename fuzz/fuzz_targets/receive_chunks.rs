@@ -3,15 +3,28 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsproto_fuzz::{connection, feed, normalize};
+use wsproto_fuzz::{connection, feed, normalize, output_len};
 
 fuzz_target!(|data: &[u8]| {
     let [selector, a, b, c, input @ ..] = data else {
         return;
     };
-    let whole = normalize(feed(&mut connection(*selector), input, &[], input.len() + 1));
+    let out_len = output_len(*selector);
+    let whole = normalize(feed(
+        &mut connection(*selector),
+        input,
+        &[],
+        input.len() + 1,
+        out_len,
+    ));
     let lengths = [usize::from(*a), usize::from(*b), usize::from(*c)];
     let capacity = 140 + usize::from(selector >> 6) * 64;
-    let chunked = normalize(feed(&mut connection(*selector), input, &lengths, capacity));
+    let chunked = normalize(feed(
+        &mut connection(*selector),
+        input,
+        &lengths,
+        capacity,
+        out_len,
+    ));
     assert_eq!(whole, chunked);
 });

@@ -48,32 +48,58 @@ fn push(events: &mut Vec<Ev>, event: &Event<'_>) {
 /// Feed `input` to `conn` in pieces whose lengths come from `lengths`
 /// (cycled), through a buffer of `capacity` bytes, honouring the consumed
 /// count exactly as documented. Returns the merged events.
+///
+/// Decompressed data goes into `out_len` bytes of output space. Every event
+/// must lie where `Received` says: at the end of the consumed bytes, or at
+/// the front of the output space.
 pub fn feed<R: RandomSource>(
     conn: &mut Connection<R>,
     input: &[u8],
     lengths: &[usize],
     capacity: usize,
+    out_len: usize,
 ) -> Vec<Ev> {
     let mut events = Vec::new();
     let mut buf = vec![0u8; capacity];
+    let mut out = vec![0u8; out_len];
     let (mut filled, mut fed, mut turn) = (0usize, 0usize, 0usize);
     loop {
-        let want = lengths.get(turn % lengths.len().max(1)).copied().unwrap_or(usize::MAX).max(1);
+        let want = lengths
+            .get(turn % lengths.len().max(1))
+            .copied()
+            .unwrap_or(usize::MAX)
+            .max(1);
         turn += 1;
         let n = want.min(capacity - filled).min(input.len() - fed);
         buf[filled..filled + n].copy_from_slice(&input[fed..fed + n]);
         filled += n;
         fed += n;
         loop {
-            let received = conn.receive(&mut buf[..filled]);
+            let (buf_start, out_start) = (buf.as_ptr(), out.as_ptr());
+            let received = conn.receive_into(&mut buf[..filled], &mut out);
             let consumed = received.consumed;
             assert!(consumed <= filled, "consumed more than given");
             let progressed = match received.event {
                 Ok(Some(event)) => {
+                    let data = payload(&event);
+                    let expected = if received.decompressed {
+                        out_start
+                    } else {
+                        buf_start.wrapping_add(consumed - data.len())
+                    };
+                    assert!(
+                        data.is_empty() || data.as_ptr() == expected,
+                        "event data misplaced"
+                    );
                     push(&mut events, &event);
                     true
                 }
-                Ok(None) => false,
+                Ok(None) => {
+                    if let wsproto_core::Needed::Input(n) = received.needed {
+                        assert!(n > filled - consumed, "asked for input it already had");
+                    }
+                    false
+                }
                 Err(err) => {
                     let code = err.close_code().map_or(0, |c| c.as_u16());
                     assert!(code != 0, "connection error without a close code");
@@ -94,12 +120,27 @@ pub fn feed<R: RandomSource>(
     }
 }
 
+/// The bytes an event hands out.
+fn payload<'a>(event: &Event<'a>) -> &'a [u8] {
+    match event {
+        Event::TextMessage(m) => m.data.as_bytes(),
+        Event::BytesMessage(m) => m.data,
+        Event::Ping(p) => p.payload,
+        Event::Pong(p) => p.payload,
+        Event::CloseConnection(c) => c.reason.as_bytes(),
+        _ => &[],
+    }
+}
+
 /// Drop the unfinished message right before an error: how much of it was
 /// delivered before the violation depends on how the input was split.
 pub fn normalize(mut events: Vec<Ev>) -> Vec<Ev> {
     if matches!(events.last(), Some(Ev::Error(_))) {
         let err = events.pop();
-        if matches!(events.last(), Some(Ev::Text(_, false) | Ev::Bytes(_, false))) {
+        if matches!(
+            events.last(),
+            Some(Ev::Text(_, false) | Ev::Bytes(_, false))
+        ) {
             events.pop();
         }
         events.extend(err);
@@ -110,7 +151,6 @@ pub fn normalize(mut events: Vec<Ev>) -> Vec<Ev> {
 /// A connection for the role and limits chosen by `selector`.
 pub fn connection(selector: u8) -> Connection<impl FnMut(&mut [u8])> {
     let config = Config::default()
-        .inflate_chunk_size(if selector & 32 != 0 { 16 } else { 4096 })
         .max_frame_size(if selector & 2 != 0 { 300 } else { 1 << 20 })
         .max_message_size(if selector & 4 != 0 { 500 } else { 1 << 20 });
     let role = if selector & 1 != 0 {
@@ -131,6 +171,15 @@ pub fn connection(selector: u8) -> Connection<impl FnMut(&mut [u8])> {
     }
 }
 
+/// The output space for decompressed data chosen by `selector`.
+pub fn output_len(selector: u8) -> usize {
+    if selector & 32 != 0 {
+        16
+    } else {
+        4096
+    }
+}
+
 /// A chunking-independent description of a handshake event or error.
 fn describe(event: &Event<'_>, out: &mut Vec<String>) {
     match event {
@@ -140,13 +189,19 @@ fn describe(event: &Event<'_>, out: &mut Vec<String>) {
             r.target,
             r.subprotocols.iter().collect::<Vec<_>>(),
             r.extensions.iter().collect::<Vec<_>>(),
-            r.extra_headers.iter().map(|h| (h.name, h.value)).collect::<Vec<_>>(),
+            r.extra_headers
+                .iter()
+                .map(|h| (h.name, h.value))
+                .collect::<Vec<_>>(),
         )),
         Event::AcceptConnection(a) => out.push(format!(
             "accept {:?} {:?} {:?}",
             a.subprotocol,
             a.extensions.iter().collect::<Vec<_>>(),
-            a.extra_headers.iter().map(|h| (h.name, h.value)).collect::<Vec<_>>(),
+            a.extra_headers
+                .iter()
+                .map(|h| (h.name, h.value))
+                .collect::<Vec<_>>(),
         )),
         Event::RejectConnection(r) => out.push(format!("reject {} {}", r.status_code, r.has_body)),
         Event::RejectData(d) => {
@@ -184,7 +239,11 @@ where
     let mut buf = vec![0u8; capacity];
     let (mut filled, mut fed, mut turn, mut used) = (0usize, 0usize, 0usize, 0usize);
     loop {
-        let want = lengths.get(turn % lengths.len().max(1)).copied().unwrap_or(usize::MAX).max(1);
+        let want = lengths
+            .get(turn % lengths.len().max(1))
+            .copied()
+            .unwrap_or(usize::MAX)
+            .max(1);
         turn += 1;
         let n = want.min(capacity - filled).min(input.len() - fed);
         buf[filled..filled + n].copy_from_slice(&input[fed..fed + n]);

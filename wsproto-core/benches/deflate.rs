@@ -84,8 +84,9 @@ fn bench(c: &mut Criterion) {
                     |(client, buf)| {
                         let mut pos = 0;
                         let mut total = 0usize;
+                        let mut out = [0u8; 16 << 10];
                         while pos < buf.len() {
-                            let r = client.receive(&mut buf[pos..]);
+                            let r = client.receive_into(&mut buf[pos..], &mut out);
                             pos += r.consumed;
                             match r.event {
                                 Ok(Some(Event::TextMessage(m))) => total += m.data.len(),
@@ -117,8 +118,9 @@ fn idle_heap() {
             .send_vec(&TextMessage::new(&text).into(), &mut wire)
             .unwrap();
         let mut pos = 0;
+        let mut out = vec![0u8; 16 << 10];
         loop {
-            let r = server.receive(&mut wire[pos..]);
+            let r = server.receive_into(&mut wire[pos..], &mut out);
             pos += r.consumed;
             if r.event.unwrap().is_none() {
                 break;

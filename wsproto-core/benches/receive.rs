@@ -119,7 +119,9 @@ impl Workload {
         let mut pos = 0;
         let mut frames = 0;
         while pos < buf.len() {
-            let Received { consumed, event } = conn.receive(&mut buf[pos..]);
+            let Received {
+                consumed, event, ..
+            } = conn.receive(&mut buf[pos..]);
             let data = match event {
                 Ok(Some(Event::BytesMessage(m))) if self.kind == Kind::Binary => m.data,
                 Ok(Some(Event::TextMessage(m))) if self.kind == Kind::Text => m.data.as_bytes(),
@@ -207,7 +209,9 @@ fn receive_all(conn: &mut Connection, buf: &mut [u8]) -> usize {
     let mut pos = 0;
     let mut frames = 0;
     while pos < buf.len() {
-        let Received { consumed, event } = conn.receive(&mut buf[pos..]);
+        let Received {
+            consumed, event, ..
+        } = conn.receive(&mut buf[pos..]);
         match event {
             Ok(Some(Event::BytesMessage(m))) => {
                 black_box(m.data);

@@ -120,8 +120,6 @@ struct Inner {
     tx_compressed: bool,
     config: Config,
     rx: Receiver,
-    /// The violation that ended the connection.
-    failed: Option<RemoteProtocolError>,
     /// After a failure: the close frame the error calls for may still go
     /// out.
     close_allowed: bool,
@@ -158,7 +156,6 @@ impl<R: RandomSource> Connection<R> {
                 tx_compressed: false,
                 config,
                 rx: Receiver::new(),
-                failed: None,
                 close_allowed: false,
                 #[cfg(feature = "deflate")]
                 deflate: None,
@@ -385,7 +382,7 @@ impl Inner {
     }
 
     fn receive<'b>(&mut self, buf: &'b mut [u8], out: &'b mut [u8]) -> Received<'b> {
-        if let Some(err) = self.failed {
+        if let Some(err) = self.rx.failed {
             return Received {
                 consumed: buf.len(),
                 event: Err(err),
@@ -442,7 +439,7 @@ impl Inner {
             Err(err) => {
                 // RFC 6455 §7.1.7: the connection fails; a close frame may
                 // still go out, once, unless one already did.
-                self.failed = Some(err);
+                self.rx.failed = Some(err);
                 self.close_allowed = matches!(
                     self.state,
                     ConnectionState::Open | ConnectionState::RemoteClosing
@@ -691,3 +688,8 @@ impl Inner {
 fn deflate_bound(len: usize) -> usize {
     len + len / 8 + 64
 }
+
+// The firmware budget: a connection without permessage-deflate fits in 64
+// bytes on 32-bit targets (checked by the thumbv7em build in CI).
+#[cfg(all(target_pointer_width = "32", not(feature = "deflate")))]
+const _: () = assert!(core::mem::size_of::<Connection<NoRandom>>() <= 64);

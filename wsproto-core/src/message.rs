@@ -16,7 +16,9 @@
 use crate::error::RemoteProtocolError;
 use crate::event::{BytesMessage, CloseConnection, Event, Ping, Pong, TextMessage};
 use crate::frame::payload::PayloadCursor;
-use crate::frame::{parse_close_payload, FrameHeader, Opcode, RsvBits, Status};
+use crate::frame::{
+    parse_close_payload, FrameHeader, Opcode, RsvBits, Status, MAX_CONTROL_PAYLOAD,
+};
 use crate::role::Role;
 use crate::utf8;
 
@@ -113,9 +115,9 @@ pub enum Needed {
 }
 
 /// A receive buffer of this many bytes always makes progress: the largest
-/// control frame (a 14-byte header at most, 125 bytes of payload) behind the
-/// three bytes of a split code point.
-pub const MIN_RECEIVE_BUFFER: usize = 3 + FrameHeader::MAX_LEN + 125;
+/// control frame (a 2-byte header, a 4-byte masking key, 125 bytes of
+/// payload) behind the three bytes of a split code point.
+pub const MIN_RECEIVE_BUFFER: usize = 3 + 2 + 4 + MAX_CONTROL_PAYLOAD;
 
 /// The receive side of a connection: counters and flags only.
 #[derive(Debug)]
@@ -131,6 +133,8 @@ pub(crate) struct Receiver {
     carry: u8,
     /// Payload bytes of the current message so far.
     message_len: u64,
+    /// The violation that ended the connection.
+    pub(crate) failed: Option<RemoteProtocolError>,
 }
 
 /// What a data chunk of a message is, before it becomes an event.
@@ -147,6 +151,7 @@ impl Receiver {
             compressed: false,
             carry: 0,
             message_len: 0,
+            failed: None,
         }
     }
 

@@ -660,7 +660,7 @@ fn a_code_point_split_across_fragments_survives_control_frames() {
     wire.extend(client_frame(true, 10, b""));
     wire.extend(client_frame(true, 0, &[euro[2], b'b']));
     wire.extend(client_frame(true, 8, &[0x03, 0xE8]));
-    let expected = vec![
+    let expected = [
         Ev::Text("a".into(), true, false),
         Ev::Ping(b"between".to_vec()),
         Ev::Pong(vec![]),

@@ -40,8 +40,10 @@ use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use wsproto_core::event as core_event;
 use wsproto_core::extension::deflate::PerMessageDeflate;
-use wsproto_core::handshake::{Client, Handshake, HandshakeConfig, Server, UpgradeError};
-use wsproto_core::NoRandom;
+use wsproto_core::handshake::{
+    Client, ExtensionSet, Handshake, HandshakeConfig, Server, Side, UpgradeError,
+};
+use wsproto_core::Connection;
 
 pub use rng::OsRng;
 pub use wsproto_core;
@@ -88,31 +90,41 @@ impl Default for Settings {
 type ClientHandshake = Handshake<Client<OsRng>, Option<PerMessageDeflate>>;
 type ServerHandshake = Handshake<Server, Option<PerMessageDeflate>>;
 
-// The connection variants are the long-lived ones and stay inline; the
-// handshakes are boxed and dropped after the upgrade.
+/// Where the connection is: one of the two handshakes, then one connection
+/// type for both roles.
 #[allow(clippy::large_enum_variant)]
-enum Phase {
-    ClientHandshake(Box<ClientHandshake>),
-    ServerHandshake(Box<ServerHandshake>),
-    Client(wsproto_core::Connection<OsRng>),
-    Server(wsproto_core::Connection<NoRandom>),
+enum Stage {
+    Client(Box<ClientHandshake>),
+    Server(Box<ServerHandshake>),
+    Open(Connection<OsRng>),
 }
+
+/// Decompressed output is written into a block of this size and split off
+/// as `Bytes`; a new block is taken when less than [`MIN_OUTPUT`] is left.
+const OUTPUT_BLOCK: usize = 16 << 10;
+const MIN_OUTPUT: usize = 1 << 10;
 
 /// A WebSocket connection with owned events: feed it bytes with
 /// [`receive_data`](Self::receive_data), take [`events`](Self::events), and
 /// write out what [`send`](Self::send) returns.
 ///
 /// The handshake runs first (a client starts it by sending a
-/// [`Request`](events::Request)); then messages flow. Received payloads share
-/// the receive buffer rather than being copied.
+/// [`Request`](events::Request)); then messages flow. Received binary
+/// payloads share the receive buffer (or the block they were decompressed
+/// into) rather than being copied.
 pub struct WSConnection {
     kind: ConnectionType,
     auto_reply: bool,
-    phase: Phase,
+    stage: Stage,
     /// Received bytes not yet consumed.
     rx: BytesMut,
+    /// Output space lent to the core for decompressed data.
+    inflated: BytesMut,
     /// The peer closed the transport.
     eof: bool,
+    /// The peer broke the protocol: the error was handed out, nothing
+    /// follows it.
+    failed: bool,
     /// Events produced outside of parsing (an upgrade parsed elsewhere).
     queue: VecDeque<Event>,
     /// Automatic replies.
@@ -130,23 +142,32 @@ impl std::fmt::Debug for WSConnection {
     }
 }
 
-/// Where a received payload ended up.
-enum Payload {
-    /// At this range of the consumed bytes: split off, not copied.
-    Shared(std::ops::Range<usize>),
-    /// Outside the receive buffer (decompressed data, a carried code point).
-    Owned(Bytes),
+/// An event converted while the core event still borrows the buffers.
+enum Staged {
+    /// Owned already.
+    Event(Event),
+    /// A payload to split off once the borrow ends: `len` bytes at the end
+    /// of the consumed input, or at the front of the decompressed output.
+    Payload {
+        kind: PayloadKind,
+        len: usize,
+        decompressed: bool,
+    },
 }
 
-/// An event converted while the core event still borrows the buffer.
-enum Staged {
-    Event(Event),
-    Text(Payload, bool, bool),
-    Bytes(Payload, bool, bool),
-    Ping(Payload),
-    Pong(Payload),
-    RejectData(Payload, bool),
+#[derive(Clone, Copy)]
+enum PayloadKind {
+    Bytes {
+        frame_finished: bool,
+        message_finished: bool,
+    },
+    Ping,
+    Pong,
 }
+
+/// Payloads shorter than this are copied out rather than sharing (and
+/// pinning) the receive buffer.
+const SHARE_FROM: usize = 256;
 
 impl WSConnection {
     /// A connection with the default [`Settings`]: permessage-deflate
@@ -159,21 +180,23 @@ impl WSConnection {
     /// A connection with `settings`.
     #[must_use]
     pub fn with_settings(kind: ConnectionType, settings: Settings) -> Self {
-        let phase = match kind {
-            ConnectionType::Client => Phase::ClientHandshake(Box::new(
+        let stage = match kind {
+            ConnectionType::Client => Stage::Client(Box::new(
                 Handshake::client(settings.handshake, OsRng::new())
                     .with_extensions(settings.permessage_deflate),
             )),
-            ConnectionType::Server => Phase::ServerHandshake(Box::new(
+            ConnectionType::Server => Stage::Server(Box::new(
                 Handshake::server(settings.handshake).with_extensions(settings.permessage_deflate),
             )),
         };
         Self {
             kind,
             auto_reply: settings.auto_reply,
-            phase,
+            stage,
             rx: BytesMut::new(),
+            inflated: BytesMut::new(),
             eof: false,
+            failed: false,
             queue: VecDeque::new(),
             outbox: Vec::new(),
             subprotocol: None,
@@ -186,14 +209,15 @@ impl WSConnection {
         self.kind
     }
 
-    /// The state of the connection.
+    /// The state of the connection: [`Closed`](ConnectionState::Closed)
+    /// once the peer broke the protocol.
     #[must_use]
     pub fn state(&self) -> ConnectionState {
-        match &self.phase {
-            Phase::ClientHandshake(hs) => hs.state(),
-            Phase::ServerHandshake(hs) => hs.state(),
-            Phase::Client(conn) => conn.state(),
-            Phase::Server(conn) => conn.state(),
+        match &self.stage {
+            _ if self.failed => ConnectionState::Closed,
+            Stage::Client(hs) => hs.state(),
+            Stage::Server(hs) => hs.state(),
+            Stage::Open(conn) => conn.state(),
         }
     }
 
@@ -206,9 +230,8 @@ impl WSConnection {
     /// Whether permessage-deflate is in use.
     #[must_use]
     pub fn deflate_enabled(&self) -> bool {
-        match &self.phase {
-            Phase::Client(conn) => conn.deflate_enabled(),
-            Phase::Server(conn) => conn.deflate_enabled(),
+        match &self.stage {
+            Stage::Open(conn) => conn.deflate_enabled(),
             _ => false,
         }
     }
@@ -245,19 +268,27 @@ impl WSConnection {
     ///
     /// A protocol violation by the peer is an `Err` whose
     /// [`event_hint`](RemoteProtocolError::event_hint) should be sent (see
-    /// [`send_core`](Self::send_core)); nothing follows it.
+    /// [`send_core`](Self::send_core)); it comes once, and the iterator ends
+    /// after it, as Python's generator does.
     ///
-    /// Payloads are not copied: they share the receive buffer.
+    /// Binary payloads are not copied: they share the receive buffer.
     pub fn events(&mut self) -> Events<'_> {
         Events { conn: self }
     }
 
     /// The next event in the bytes received so far, if a whole one is
-    /// there.
+    /// there. After a protocol error, `None`.
     pub fn next_event(&mut self) -> Option<Result<Event, RemoteProtocolError>> {
         match self.queue.pop_front() {
             Some(event) => Some(Ok(event)),
-            None => self.parse_event(),
+            None if self.failed => None,
+            None => {
+                let next = self.parse_event();
+                if let Some(Err(_)) = next {
+                    self.failed = true;
+                }
+                next
+            }
         }
     }
 
@@ -299,17 +330,16 @@ impl WSConnection {
         event: &core_event::Event<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), LocalProtocolError> {
-        match &mut self.phase {
-            Phase::ClientHandshake(hs) => hs.send_into(event, out),
-            Phase::ServerHandshake(hs) => {
+        match &mut self.stage {
+            Stage::Client(hs) => hs.send_into(event, out),
+            Stage::Server(hs) => {
                 hs.send_into(event, out)?;
                 if hs.state() == ConnectionState::Open {
                     self.upgrade();
                 }
                 Ok(())
             }
-            Phase::Client(conn) => conn.send_vec(event, out).map(drop),
-            Phase::Server(conn) => conn.send_vec(event, out).map(drop),
+            Stage::Open(conn) => conn.send_vec(event, out).map(drop),
         }
     }
 
@@ -326,7 +356,7 @@ impl WSConnection {
         headers: &[(&str, &[u8])],
         path: &str,
     ) -> Result<(), UpgradeError> {
-        let Phase::ServerHandshake(hs) = &mut self.phase else {
+        let Stage::Server(hs) = &mut self.stage else {
             return Err(UpgradeError::Local(LocalProtocolError::new(
                 "only a server waiting for a request can upgrade one",
             )));
@@ -355,72 +385,119 @@ impl WSConnection {
 
     /// Hand the finished handshake over to a connection.
     fn upgrade(&mut self) {
-        let placeholder = Phase::Server(wsproto_core::Connection::server(Config::default()));
-        self.phase = match std::mem::replace(&mut self.phase, placeholder) {
-            Phase::ClientHandshake(hs) => match hs.into_connection() {
-                Ok(up) => {
-                    self.subprotocol = up.subprotocol().map(str::to_owned);
-                    let params = up.extensions.as_ref().and_then(PerMessageDeflate::params);
-                    Phase::Client(match params {
-                        Some(params) => up.connection.with_deflate(params),
-                        None => up.connection,
-                    })
+        let placeholder = Stage::Open(Connection::new(
+            wsproto_core::Role::Server,
+            Config::default(),
+            OsRng::new(),
+        ));
+        let (subprotocol, connection, extensions) =
+            match std::mem::replace(&mut self.stage, placeholder) {
+                Stage::Client(hs) => match hs.into_connection() {
+                    Ok(up) => (
+                        up.subprotocol().map(str::to_owned),
+                        up.connection,
+                        up.extensions,
+                    ),
+                    Err(_) => return,
+                },
+                Stage::Server(hs) => match hs.into_connection() {
+                    Ok(up) => (
+                        up.subprotocol().map(str::to_owned),
+                        up.connection.with_random_source(OsRng::new()),
+                        up.extensions,
+                    ),
+                    Err(_) => return,
+                },
+                open => {
+                    self.stage = open;
+                    return;
                 }
-                Err(_) => unreachable_phase(),
-            },
-            Phase::ServerHandshake(hs) => match hs.into_connection() {
-                Ok(up) => {
-                    self.subprotocol = up.subprotocol().map(str::to_owned);
-                    let params = up.extensions.as_ref().and_then(PerMessageDeflate::params);
-                    Phase::Server(match params {
-                        Some(params) => up.connection.with_deflate(params),
-                        None => up.connection,
-                    })
-                }
-                Err(_) => unreachable_phase(),
-            },
-            other => other,
-        };
+            };
+        let params = extensions.as_ref().and_then(PerMessageDeflate::params);
+        self.subprotocol = subprotocol;
+        self.stage = Stage::Open(with_params(connection, params));
     }
 
     /// Parse the next event from the receive buffer.
     fn parse_event(&mut self) -> Option<Result<Event, RemoteProtocolError>> {
-        let base = self.rx.as_ptr() as usize;
-        let len = self.rx.len();
-        let locate = |data: &[u8]| -> Payload {
-            let start = (data.as_ptr() as usize).wrapping_sub(base);
-            if start <= len && data.len() <= len - start && !data.is_empty() {
-                Payload::Shared(start..start + data.len())
-            } else {
-                Payload::Owned(Bytes::copy_from_slice(data))
-            }
+        let Stage::Open(conn) = &mut self.stage else {
+            return self.handshake_event();
         };
-        let rx = &mut self.rx;
-        let (received, upgraded) = match &mut self.phase {
-            Phase::ClientHandshake(hs) => {
-                let r = staged(hs.receive(rx), &locate);
-                (r, hs.state() == ConnectionState::Open)
+        if conn.deflate_enabled() && self.inflated.len() < MIN_OUTPUT {
+            self.inflated = BytesMut::zeroed(OUTPUT_BLOCK);
+        }
+        let received = conn.receive_into(&mut self.rx, &mut self.inflated);
+        let consumed = received.consumed;
+        let staged = match received.event {
+            Ok(Some(event)) => {
+                if self.auto_reply {
+                    if let Some(reply) = conn.reply_to(&event) {
+                        // Encoding a reply the state allows cannot fail.
+                        let _ = conn.send_vec(&reply, &mut self.outbox);
+                    }
+                }
+                stage(&event, received.decompressed)
             }
-            Phase::ServerHandshake(hs) => (staged(hs.receive(rx), &locate), false),
-            Phase::Client(conn) => (staged(conn.receive(rx), &locate), false),
-            Phase::Server(conn) => (staged(conn.receive(rx), &locate), false),
-        };
-        let (consumed, staged) = match received {
-            Ok(received) => received,
+            Ok(None) => {
+                let _ = self.rx.split_to(consumed);
+                return self.end_of_input();
+            }
             Err(err) => return Some(Err(err)),
         };
-        let chunk = self.rx.split_to(consumed).freeze();
-        if upgraded {
+        Some(Ok(self.finish(staged, consumed)))
+    }
+
+    /// Parse the next event of the opening handshake.
+    fn handshake_event(&mut self) -> Option<Result<Event, RemoteProtocolError>> {
+        let (consumed, event) = match &mut self.stage {
+            Stage::Client(hs) => owned_receive(hs, &mut self.rx),
+            Stage::Server(hs) => owned_receive(hs, &mut self.rx),
+            Stage::Open(_) => return None,
+        };
+        let _ = self.rx.split_to(consumed);
+        if matches!(&self.stage, Stage::Client(hs) if hs.state() == ConnectionState::Open) {
             self.upgrade();
         }
-        let event = match staged {
-            Some(staged) => finish(staged, &chunk),
-            None => return self.end_of_input(),
-        };
-        if self.auto_reply {
-            self.auto_reply_to(&event);
+        match event {
+            Ok(Some(event)) => Some(Ok(event)),
+            Ok(None) => self.end_of_input(),
+            Err(err) => Some(Err(err)),
         }
-        Some(Ok(event))
+    }
+
+    /// Build the owned event: its payload is the end of the consumed bytes,
+    /// or the front of the decompressed output.
+    fn finish(&mut self, staged: Staged, consumed: usize) -> Event {
+        let chunk = self.rx.split_to(consumed);
+        let (kind, payload) = match staged {
+            Staged::Event(event) => return event,
+            Staged::Payload {
+                kind,
+                len,
+                decompressed,
+            } => {
+                let payload = if decompressed {
+                    self.inflated.split_to(len).freeze()
+                } else if len < SHARE_FROM {
+                    Bytes::copy_from_slice(&chunk[consumed - len..])
+                } else {
+                    chunk.freeze().slice(consumed - len..)
+                };
+                (kind, payload)
+            }
+        };
+        match kind {
+            PayloadKind::Bytes {
+                frame_finished,
+                message_finished,
+            } => Event::BytesMessage(events::BytesMessage {
+                data: payload,
+                frame_finished,
+                message_finished,
+            }),
+            PayloadKind::Ping => Event::Ping(events::Ping { payload }),
+            PayloadKind::Pong => Event::Pong(events::Pong { payload }),
+        }
     }
 
     /// No complete event is buffered: report the end of the transport once.
@@ -428,36 +505,13 @@ impl WSConnection {
         if !std::mem::take(&mut self.eof) {
             return None;
         }
-        let end = match &mut self.phase {
-            Phase::ClientHandshake(hs) => hs.receive_eof(),
-            Phase::ServerHandshake(hs) => hs.receive_eof(),
-            Phase::Client(conn) => Ok(conn.receive_eof()),
-            Phase::Server(conn) => Ok(conn.receive_eof()),
+        let end = match &mut self.stage {
+            Stage::Client(hs) => hs.receive_eof(),
+            Stage::Server(hs) => hs.receive_eof(),
+            Stage::Open(conn) => Ok(conn.receive_eof()),
         };
-        match end {
-            Ok(Some(event)) => Some(Ok(finish(
-                stage(&event, &|d: &[u8]| {
-                    Payload::Owned(Bytes::copy_from_slice(d))
-                }),
-                &Bytes::new(),
-            ))),
-            Ok(None) => None,
-            Err(err) => Some(Err(err)),
-        }
-    }
-
-    fn auto_reply_to(&mut self, event: &Event) {
-        let reply = match event {
-            Event::Ping(ping) => Event::Pong(ping.response()),
-            Event::CloseConnection(close) if self.state() == ConnectionState::RemoteClosing => {
-                Event::CloseConnection(close.response())
-            }
-            _ => return,
-        };
-        let mut outbox = std::mem::take(&mut self.outbox);
-        // A reply the state forbids (a pong after our own close) is not sent.
-        let _ = self.send_into(reply, &mut outbox);
-        self.outbox = outbox;
+        end.map(|event| event.map(|event| owned_handshake_event(&event)))
+            .transpose()
     }
 }
 
@@ -476,109 +530,105 @@ impl Iterator for Events<'_> {
     }
 }
 
-fn unreachable_phase() -> Phase {
-    // `into_connection` fails only before the handshake succeeded, and it
-    // is called only after it did.
-    Phase::Server(wsproto_core::Connection::server(Config::default()))
+/// One handshake `receive`, its event owned.
+fn owned_receive<S: Side, E: ExtensionSet>(
+    hs: &mut Handshake<S, E>,
+    rx: &mut [u8],
+) -> (usize, Result<Option<Event>, RemoteProtocolError>) {
+    let received = hs.receive(rx);
+    let event = received
+        .event
+        .map(|event| event.map(|event| owned_handshake_event(&event)));
+    (received.consumed, event)
 }
 
-/// The bytes used and the staged event of one core `receive`.
-fn staged(
-    received: wsproto_core::Received<'_>,
-    locate: &dyn Fn(&[u8]) -> Payload,
-) -> Result<(usize, Option<Staged>), RemoteProtocolError> {
-    let event = received.event?;
-    Ok((received.consumed, event.map(|event| stage(&event, locate))))
+/// A connection with permessage-deflate applied when it was agreed.
+fn with_params(
+    connection: Connection<OsRng>,
+    params: Option<wsproto_core::extension::deflate::DeflateParams>,
+) -> Connection<OsRng> {
+    match params {
+        Some(params) => connection.with_deflate(params),
+        None => connection,
+    }
 }
 
-/// Convert a core event, noting where its payload lies.
-fn stage(event: &core_event::Event<'_>, locate: &dyn Fn(&[u8]) -> Payload) -> Staged {
+/// Stage a connection event. Text was validated by the core: it is copied
+/// into its own allocation, not checked again.
+fn stage(event: &core_event::Event<'_>, decompressed: bool) -> Staged {
+    let payload = |kind, data: &[u8]| Staged::Payload {
+        kind,
+        len: data.len(),
+        decompressed,
+    };
     match event {
-        core_event::Event::TextMessage(m) => Staged::Text(
-            locate(m.data.as_bytes()),
-            m.frame_finished,
-            m.message_finished,
-        ),
-        core_event::Event::BytesMessage(m) => {
-            Staged::Bytes(locate(m.data), m.frame_finished, m.message_finished)
+        core_event::Event::TextMessage(m) => {
+            Staged::Event(Event::TextMessage(events::TextMessage {
+                data: ByteString::from(m.data.to_owned()),
+                frame_finished: m.frame_finished,
+                message_finished: m.message_finished,
+            }))
         }
-        core_event::Event::Ping(p) => Staged::Ping(locate(p.payload)),
-        core_event::Event::Pong(p) => Staged::Pong(locate(p.payload)),
-        core_event::Event::RejectData(d) => Staged::RejectData(locate(d.data), d.body_finished),
-        core_event::Event::CloseConnection(c) => Staged::Event(Event::CloseConnection(
-            events::CloseConnection::with_reason(c.code, c.reason),
-        )),
-        core_event::Event::Request(r) => Staged::Event(Event::Request(events::Request {
+        core_event::Event::BytesMessage(m) => payload(
+            PayloadKind::Bytes {
+                frame_finished: m.frame_finished,
+                message_finished: m.message_finished,
+            },
+            m.data,
+        ),
+        core_event::Event::Ping(p) => payload(PayloadKind::Ping, p.payload),
+        core_event::Event::Pong(p) => payload(PayloadKind::Pong, p.payload),
+        other => Staged::Event(owned_handshake_event(other)),
+    }
+}
+
+/// An owned copy of an event of the handshake (or a close).
+fn owned_handshake_event(event: &core_event::Event<'_>) -> Event {
+    match event {
+        core_event::Event::Request(r) => Event::Request(events::Request {
             host: r.host.to_owned(),
             target: r.target.to_owned(),
             subprotocols: owned_tokens(r.subprotocols),
             extensions: owned_tokens(r.extensions),
             extra_headers: owned_headers(r.extra_headers),
-        })),
+        }),
         core_event::Event::AcceptConnection(a) => {
-            Staged::Event(Event::AcceptConnection(events::AcceptConnection {
+            Event::AcceptConnection(events::AcceptConnection {
                 subprotocol: a.subprotocol.map(str::to_owned),
                 extensions: owned_tokens(a.extensions),
                 extra_headers: owned_headers(a.extra_headers),
-            }))
+            })
         }
         core_event::Event::RejectConnection(r) => {
-            Staged::Event(Event::RejectConnection(events::RejectConnection {
+            Event::RejectConnection(events::RejectConnection {
                 status_code: r.status_code,
-                headers: r
-                    .headers
-                    .iter()
-                    .map(|h| (h.name.to_owned(), h.value.to_vec()))
-                    .collect(),
+                headers: owned_headers(r.headers),
                 has_body: r.has_body,
-            }))
+            })
         }
-        other => Staged::Event(Event::CloseConnection(
-            events::CloseConnection::with_reason(
-                CloseCode::INTERNAL_ERROR,
-                format!("unexpected event {other:?}"),
-            ),
+        core_event::Event::RejectData(d) => Event::RejectData(events::RejectData {
+            data: Bytes::copy_from_slice(d.data),
+            body_finished: d.body_finished,
+        }),
+        core_event::Event::CloseConnection(c) => {
+            Event::CloseConnection(events::CloseConnection::with_reason(c.code, c.reason))
+        }
+        core_event::Event::TextMessage(m) => Event::TextMessage(events::TextMessage {
+            data: ByteString::from(m.data.to_owned()),
+            frame_finished: m.frame_finished,
+            message_finished: m.message_finished,
+        }),
+        core_event::Event::BytesMessage(m) => Event::BytesMessage(events::BytesMessage {
+            data: Bytes::copy_from_slice(m.data),
+            frame_finished: m.frame_finished,
+            message_finished: m.message_finished,
+        }),
+        core_event::Event::Ping(p) => Event::Ping(events::Ping::new(p.payload.to_vec())),
+        core_event::Event::Pong(p) => Event::Pong(events::Pong::new(p.payload.to_vec())),
+        other => Event::CloseConnection(events::CloseConnection::with_reason(
+            CloseCode::INTERNAL_ERROR,
+            format!("unexpected event {other:?}"),
         )),
-    }
-}
-
-fn payload(payload: Payload, chunk: &Bytes) -> Bytes {
-    match payload {
-        Payload::Shared(range) => chunk.slice(range),
-        Payload::Owned(bytes) => bytes,
-    }
-}
-
-/// Build the owned event, splitting payloads off the consumed bytes.
-fn finish(staged: Staged, chunk: &Bytes) -> Event {
-    match staged {
-        Staged::Event(event) => event,
-        Staged::Text(data, frame_finished, message_finished) => {
-            // The core validated the text; `ByteString` checks it once more.
-            let data = ByteString::try_from(payload(data, chunk)).unwrap_or_default();
-            Event::TextMessage(events::TextMessage {
-                data,
-                frame_finished,
-                message_finished,
-            })
-        }
-        Staged::Bytes(data, frame_finished, message_finished) => {
-            Event::BytesMessage(events::BytesMessage {
-                data: payload(data, chunk),
-                frame_finished,
-                message_finished,
-            })
-        }
-        Staged::Ping(data) => Event::Ping(events::Ping {
-            payload: payload(data, chunk),
-        }),
-        Staged::Pong(data) => Event::Pong(events::Pong {
-            payload: payload(data, chunk),
-        }),
-        Staged::RejectData(data, body_finished) => Event::RejectData(events::RejectData {
-            data: payload(data, chunk),
-            body_finished,
-        }),
     }
 }
 

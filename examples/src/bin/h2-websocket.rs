@@ -91,6 +91,8 @@ struct StreamWs<R> {
     send: SendStream<Bytes>,
     /// Received bytes not yet consumed by the connection.
     rx: Vec<u8>,
+    /// Output space for decompressed data (permessage-deflate).
+    inflated: Vec<u8>,
     eof: bool,
 }
 
@@ -101,6 +103,7 @@ impl<R: RandomSource> StreamWs<R> {
             recv,
             send,
             rx: Vec::new(),
+            inflated: vec![0; 16 << 10],
             eof: false,
         }
     }
@@ -137,7 +140,7 @@ impl<R: RandomSource> StreamWs<R> {
     fn parse(&mut self) -> Option<Received> {
         // Each call consumes bytes or yields an event; bound it anyway.
         for _ in 0..1024 {
-            let received = self.conn.receive(&mut self.rx);
+            let received = self.conn.receive_into(&mut self.rx, &mut self.inflated);
             let consumed = received.consumed;
             let event = match received.event {
                 Ok(Some(Event::TextMessage(m))) => {

@@ -44,6 +44,7 @@ impl PayloadCursor {
 
     /// Mask again the `bytes` that follow `taken` unmasked bytes, which
     /// stay unconsumed in the caller's buffer.
+    #[cfg(feature = "deflate")]
     pub(crate) fn remask_after(&self, taken: usize, bytes: &mut [u8]) {
         if self.masked {
             apply_mask(bytes, self.key, (usize::from(self.offset) + taken) & 3);
