@@ -6,7 +6,7 @@
 //! an extended CONNECT (RFC 8441).
 
 use crate::close::CloseCode;
-use crate::error::{BufferTooSmall, LocalProtocolError, RemoteProtocolError, SendError};
+use crate::error::{BufferTooSmall, LocalProtocolError, SendError};
 use crate::event::{CloseConnection, Event, Ping, Pong};
 use crate::frame::mask::apply_mask;
 use crate::frame::{close_payload_parts, FrameHeader, Opcode, RsvBits, MAX_CONTROL_PAYLOAD};
