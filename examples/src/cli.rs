@@ -24,9 +24,19 @@ use std::fmt;
 use std::io;
 use std::process::ExitCode;
 
-/// The command that starts the README's echo server, for hints.
-pub const ECHO_SERVER_COMMAND: &str =
-    "cargo run --release -p wsproto-examples --bin echo-server -- --addr 127.0.0.1:8765";
+/// The command that starts the README's echo server on `addr`, for hints.
+///
+/// ```
+/// use wsproto_examples::cli::echo_server_command;
+/// assert_eq!(
+///     echo_server_command("127.0.0.1:8765"),
+///     "cargo run --release -p wsproto-examples --bin echo-server -- --addr 127.0.0.1:8765"
+/// );
+/// ```
+#[must_use]
+pub fn echo_server_command(addr: &str) -> String {
+    format!("cargo run --release -p wsproto-examples --bin echo-server -- --addr {addr}")
+}
 
 /// Why a program gave up: what it was doing, the cause, and what the user
 /// could try.

@@ -34,7 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
-use wsproto_examples::cli::{bind_hint, connect_hint, exit_code, Failure, ECHO_SERVER_COMMAND};
+use wsproto_examples::cli::{bind_hint, connect_hint, echo_server_command, exit_code, Failure};
 use wsproto_examples::url::WsUrl;
 use wsproto_std::events::{
     AcceptConnection, BytesMessage, CloseConnection, Event, Ping, Request, TextMessage,
@@ -81,7 +81,11 @@ async fn main() -> ExitCode {
             Failure::new(format!("cannot serve on {addr}"), err).with_hint(hint)
         }),
         (None, Some(url)) => self_test(url).await.map_err(|err| {
-            let hint = connect_hint(&err, "echo server", ECHO_SERVER_COMMAND);
+            let hint = connect_hint(
+                &err,
+                "echo server",
+                &echo_server_command(&url.socket_addr()),
+            );
             Failure::new(format!("the self-test against {url} failed"), err).with_hint(hint)
         }),
         (None, None) => serve_and_test()

@@ -63,9 +63,6 @@ struct Cli {
     cases: Option<u32>,
 }
 
-/// How to start the server this client needs, for hints.
-const FUZZING_SERVER_COMMAND: &str = "kosoku -m fuzzingserver 127.0.0.1:9001";
-
 /// The longest a case may take, however the server behaves.
 const CASE_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -78,7 +75,11 @@ fn run(url: &WsUrl, agent: &str, limit: Option<u32>) -> Result<(), Failure> {
     let agent_query = query_escape(agent);
     let count_url = url.with_target("/getCaseCount");
     let count_text = fetch_text(&count_url).map_err(|err| {
-        let hint = connect_hint(&err, "fuzzing server", FUZZING_SERVER_COMMAND);
+        let hint = connect_hint(
+            &err,
+            "fuzzing server",
+            &format!("kosoku -m fuzzingserver {}", url.socket_addr()),
+        );
         Failure::new(format!("cannot get the case count from {count_url}"), err).with_hint(hint)
     })?;
     let mut count: u32 = count_text.trim().parse().map_err(|_| {

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use wsproto_examples::cli::{connect_hint, exit_code, Failure, ECHO_SERVER_COMMAND};
+use wsproto_examples::cli::{connect_hint, echo_server_command, exit_code, Failure};
 use wsproto_examples::url::WsUrl;
 use wsproto_std::events::{BytesMessage, CloseConnection, Event, Ping, Request, TextMessage};
 use wsproto_std::{CloseCode, ConnectionState, ConnectionType, WSConnection};
@@ -51,7 +51,11 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     let url = &cli.url;
     println!("connecting to {}", url.socket_addr());
     let mut stream = TcpStream::connect(url.socket_addr()).map_err(|err| {
-        let hint = connect_hint(&err, "echo server", ECHO_SERVER_COMMAND);
+        let hint = connect_hint(
+            &err,
+            "echo server",
+            &echo_server_command(&url.socket_addr()),
+        );
         Failure::new(format!("cannot connect to {}", url.socket_addr()), err).with_hint(hint)
     })?;
     stream.set_read_timeout(Some(TIMEOUT))?;
