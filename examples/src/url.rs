@@ -1,7 +1,10 @@
-//! `ws://` URLs, just enough for the example clients: a host, a port and a
-//! request target. There is no TLS in the examples, so `wss://` is refused.
+//! `ws://` URLs for the example clients, parsed by the `url` crate: a host,
+//! a port and a request target. There is no TLS in the examples, so
+//! `wss://` is refused.
 
 use std::fmt;
+
+use ::url::{Host, Url};
 
 /// A parsed `ws://host[:port][/path][?query]` URL.
 ///
@@ -32,11 +35,11 @@ pub struct WsUrl {
 
 /// Why a string is not a `ws://` URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UrlError(&'static str);
+pub struct UrlError(String);
 
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+        f.write_str(&self.0)
     }
 }
 
@@ -89,50 +92,41 @@ impl std::str::FromStr for WsUrl {
     type Err = UrlError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.starts_with("wss://") {
-            return Err(UrlError("wss:// needs TLS, which the examples do not have"));
-        }
-        let rest = s
-            .strip_prefix("ws://")
-            .ok_or(UrlError("the URL must start with ws://"))?;
-        let (authority, target) = match rest.find(['/', '?']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let target = match target {
-            "" => "/".to_owned(),
-            t if t.starts_with('?') => format!("/{t}"),
-            t => t.to_owned(),
-        };
-        let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-            let (host, after) = bracketed
-                .split_once(']')
-                .ok_or(UrlError("unclosed [ in the host"))?;
-            match after {
-                "" => (host, None),
-                p => (
-                    host,
-                    Some(p.strip_prefix(':').ok_or(UrlError("junk after ]"))?),
-                ),
+        let url = Url::parse(s).map_err(|err| UrlError(format!("{s:?} is not a URL: {err}")))?;
+        match url.scheme() {
+            "ws" => {}
+            "wss" => {
+                return Err(UrlError(
+                    "wss:// needs TLS, which the examples do not have; use ws://".to_owned(),
+                ))
             }
-        } else {
-            match authority.rsplit_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (authority, None),
+            other => {
+                return Err(UrlError(format!(
+                    "the URL must start with ws://, not {other}://"
+                )))
             }
-        };
-        if host.is_empty() {
-            return Err(UrlError("the URL has no host"));
         }
-        let port = match port {
-            None => 80,
-            Some(p) => p.parse().map_err(|_| UrlError("invalid port"))?,
+        // RFC 6455 §3: a WebSocket URI has no fragment.
+        if url.fragment().is_some() {
+            return Err(UrlError("a ws:// URL has no #fragment".to_owned()));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(UrlError("the examples send no credentials".to_owned()));
+        }
+        let host = match url.host() {
+            Some(Host::Domain(name)) => name.to_owned(),
+            Some(Host::Ipv4(ip)) => ip.to_string(),
+            Some(Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(UrlError("the URL has no host".to_owned())),
         };
-        Ok(Self {
-            host: host.to_owned(),
-            port,
-            target,
-        })
+        // `ws` is one of the URL standard's special schemes: port 80 by
+        // default, and the path is at least `/`.
+        let port = url.port_or_known_default().unwrap_or(80);
+        let target = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        Ok(Self { host, port, target })
     }
 }
 
@@ -150,6 +144,8 @@ mod tests {
         let url: WsUrl = "ws://[::1]:9/a".parse().unwrap();
         assert_eq!(url.socket_addr(), "[::1]:9");
         assert_eq!(url.host_header(), "[::1]:9");
+        let url: WsUrl = "ws://127.0.0.1:80/".parse().unwrap();
+        assert_eq!((url.port, url.host_header().as_str()), (80, "127.0.0.1"));
         for bad in [
             "http://h/",
             "wss://h/",
@@ -157,8 +153,19 @@ mod tests {
             "ws://:80/",
             "ws://h:x/",
             "ws://[::1/",
+            "ws://h/#top",
+            "ws://user@h/",
+            "127.0.0.1:8765",
         ] {
             assert!(bad.parse::<WsUrl>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn explains_refusals() {
+        let err = "wss://h/".parse::<WsUrl>().unwrap_err().to_string();
+        assert!(err.contains("TLS"), "{err}");
+        let err = "http://h/".parse::<WsUrl>().unwrap_err().to_string();
+        assert!(err.contains("ws://"), "{err}");
     }
 }

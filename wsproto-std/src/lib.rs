@@ -32,6 +32,8 @@
 //! ```
 
 pub mod events;
+#[doc = include_str!("python.md")]
+pub mod python {}
 mod rng;
 
 use std::collections::VecDeque;

@@ -28,19 +28,45 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
-use wsproto_examples::args::Args;
+use wsproto_examples::cli::{bind_hint, connect_hint, echo_server_command, exit_code, Failure};
 use wsproto_examples::url::WsUrl;
 use wsproto_std::events::{
     AcceptConnection, BytesMessage, CloseConnection, Event, Ping, Request, TextMessage,
 };
 use wsproto_std::{CloseCode, ConnectionState, ConnectionType, RemoteProtocolError, WSConnection};
 
-const USAGE: &str = "usage: async-echo [--serve ADDR | --connect URL]";
+/// A WebSocket echo server and client on tokio. With no option it starts a
+/// server on a free loopback port, runs the client's self-test against it
+/// (text and binary messages up to 1 MiB and a ping, every echo checked),
+/// and exits with status 0 if every echo matched.
+///
+/// The server echoes each chunk at once, answers pings, completes the
+/// closing handshake and gives each connection a 60 s idle timeout.
+#[derive(Parser, Debug)]
+#[command(
+    name = "async-echo",
+    after_help = "Examples:\n  \
+        cargo run -p wsproto-examples --bin async-echo\n  \
+        cargo run -p wsproto-examples --bin async-echo -- --serve 127.0.0.1:9002\n  \
+        cargo run -p wsproto-examples --bin async-echo -- --connect ws://127.0.0.1:9002/"
+)]
+struct Cli {
+    /// Only serve, on ADDR, until Ctrl-C [default: off; a server on a free
+    /// port for the self-test]
+    #[arg(long, value_name = "ADDR", conflicts_with = "connect")]
+    serve: Option<String>,
+    /// Only run the self-test, against the echo server at URL [default: off;
+    /// the program's own server]
+    #[arg(long, value_name = "URL")]
+    connect: Option<WsUrl>,
+}
+
 /// A peer silent for this long loses its connection.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the client's self-test may take in all.
@@ -48,26 +74,25 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::from_env(&["serve", "connect"], &[], USAGE);
-    let result = match (args.value("serve"), args.value("connect")) {
-        (Some(addr), None) => serve_until_ctrl_c(addr).await,
-        (None, Some(url)) => match url.parse::<WsUrl>() {
-            Ok(url) => self_test(&url).await,
-            Err(err) => Err(io::Error::new(io::ErrorKind::InvalidInput, err)),
-        },
-        (None, None) => serve_and_test().await,
-        (Some(_), Some(_)) => {
-            eprintln!("--serve and --connect do not go together\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let cli = Cli::parse();
+    let result = match (&cli.serve, &cli.connect) {
+        (Some(addr), _) => serve_until_ctrl_c(addr).await.map_err(|err| {
+            let hint = bind_hint(&err);
+            Failure::new(format!("cannot serve on {addr}"), err).with_hint(hint)
+        }),
+        (None, Some(url)) => self_test(url).await.map_err(|err| {
+            let hint = connect_hint(
+                &err,
+                "echo server",
+                &echo_server_command(&url.socket_addr()),
+            );
+            Failure::new(format!("the self-test against {url} failed"), err).with_hint(hint)
+        }),
+        (None, None) => serve_and_test()
+            .await
+            .map_err(|err| Failure::new("the self-test failed", err)),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("async-echo: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code(result)
 }
 
 /// `--serve`: the server alone, until Ctrl-C.

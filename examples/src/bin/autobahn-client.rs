@@ -23,56 +23,71 @@
 //! `/getCaseInfo`, and runs a case for any path it does not know).
 //!
 //! Options: `--url URL` (default `ws://127.0.0.1:9001`), `--agent NAME`
-//! (default `wsproto-rs`), `--cases N` (run only the first N cases).
+//! (default `wsproto-rs`), `--cases N` (run only the first N cases; default:
+//! all of them).
 
 use std::io;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use wsproto_core::extension::deflate::PerMessageDeflate;
-use wsproto_examples::args::Args;
+use wsproto_examples::cli::{connect_hint, exit_code, Failure};
 use wsproto_examples::session::{echo, Session, IO_TIMEOUT};
 use wsproto_examples::url::WsUrl;
 use wsproto_std::events::Event;
 use wsproto_std::{ConnectionState, Settings};
 
-const USAGE: &str = "usage: autobahn-client [--url ws://127.0.0.1:9001] [--agent NAME] [--cases N]";
+/// The client the Autobahn TestSuite checks: it asks a fuzzing server for
+/// its cases, runs each one (echoing every message back chunk by chunk,
+/// answering pings, completing the closing handshake, offering
+/// permessage-deflate), prints a line per case, and asks the server to write
+/// its report.
+#[derive(Parser, Debug)]
+#[command(
+    name = "autobahn-client",
+    after_help = "Example (scripts/autobahn.sh client does all of it):\n  \
+        kosoku -m fuzzingserver 127.0.0.1:9001 &\n  \
+        cargo run --release -p wsproto-examples --bin autobahn-client -- \
+        --url ws://127.0.0.1:9001 --agent wsproto-rs"
+)]
+struct Cli {
+    /// The fuzzing server (ws:// only)
+    #[arg(long, value_name = "URL", default_value = "ws://127.0.0.1:9001")]
+    url: WsUrl,
+    /// The agent name the report files the results under
+    #[arg(long, value_name = "NAME", default_value = "wsproto-rs")]
+    agent: String,
+    /// Run only the first N cases [default: all of them]
+    #[arg(long, value_name = "N")]
+    cases: Option<u32>,
+}
 
 /// The longest a case may take, however the server behaves.
 const CASE_DEADLINE: Duration = Duration::from_secs(120);
 
 fn main() -> ExitCode {
-    let args = Args::from_env(&["url", "agent", "cases"], &[], USAGE);
-    let url: WsUrl = match args.value("url").unwrap_or("ws://127.0.0.1:9001").parse() {
-        Ok(url) => url,
-        Err(err) => {
-            eprintln!("{err}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let agent = args.value("agent").unwrap_or("wsproto-rs");
-    match run(&url, agent, args.value("cases")) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("autobahn-client: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    let cli = Cli::parse();
+    exit_code(run(&cli.url, &cli.agent, cli.cases))
 }
 
-fn run(url: &WsUrl, agent: &str, limit: Option<&str>) -> io::Result<()> {
+fn run(url: &WsUrl, agent: &str, limit: Option<u32>) -> Result<(), Failure> {
     let agent_query = query_escape(agent);
-    let count_text = fetch_text(&url.with_target("/getCaseCount"))?;
+    let count_url = url.with_target("/getCaseCount");
+    let count_text = fetch_text(&count_url).map_err(|err| {
+        let hint = connect_hint(
+            &err,
+            "fuzzing server",
+            &format!("kosoku -m fuzzingserver {}", url.socket_addr()),
+        );
+        Failure::new(format!("cannot get the case count from {count_url}"), err).with_hint(hint)
+    })?;
     let mut count: u32 = count_text.trim().parse().map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("case count {count_text:?} is not a number"),
-        )
+        Failure::msg(format!(
+            "the case count {count_text:?} from {count_url} is not a number"
+        ))
     })?;
     if let Some(limit) = limit {
-        let limit = limit
-            .parse()
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "--cases takes a number"))?;
         count = count.min(limit);
     }
     println!("{count} cases");
@@ -85,7 +100,9 @@ fn run(url: &WsUrl, agent: &str, limit: Option<&str>) -> io::Result<()> {
             Err(err) => println!("{label}: {err} after {:.2?}", started.elapsed()),
         }
     }
-    fetch_until_closed(&url.with_target(format!("/updateReports?agent={agent_query}")))?;
+    let report_url = url.with_target(format!("/updateReports?agent={agent_query}"));
+    fetch_until_closed(&report_url)
+        .map_err(|err| Failure::new(format!("cannot update the reports at {report_url}"), err))?;
     println!("reports updated");
     Ok(())
 }

@@ -1,41 +1,63 @@
-//! A blocking WebSocket client over `std::net`, the client of the Getting
-//! Started guide: it connects, sends a few messages and a ping, prints what
-//! comes back, and closes the connection.
+//! A blocking WebSocket client over `std::net`: it connects, sends a few
+//! messages and a ping, prints what comes back, and closes the connection.
 //!
 //! ```sh
-//! cargo run -p wsproto-examples --bin server &
-//! cargo run -p wsproto-examples --bin client -- --url ws://127.0.0.1:8000/
+//! cargo run --release -p wsproto-examples --bin echo-server -- --addr 127.0.0.1:8765 &
+//! cargo run -p wsproto-examples --bin client
 //! ```
 //!
-//! Any echo server does, such as the `echo-server` example. Options:
-//! `--url URL` (default `ws://127.0.0.1:8000/`).
+//! Any echo server does, such as `echo-server` above or the `server`
+//! example. Options: `--url URL` (default `ws://127.0.0.1:8765/`, where the
+//! README's echo server listens).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use wsproto_examples::args::Args;
+use clap::Parser;
+use wsproto_examples::cli::{connect_hint, echo_server_command, exit_code, Failure};
 use wsproto_examples::url::WsUrl;
 use wsproto_std::events::{BytesMessage, CloseConnection, Event, Ping, Request, TextMessage};
 use wsproto_std::{CloseCode, ConnectionState, ConnectionType, WSConnection};
 
-const USAGE: &str = "usage: client [--url ws://127.0.0.1:8000/]";
+/// A blocking WebSocket client: it connects to an echo server, sends two
+/// text messages, 100 000 bytes of binary data and a ping, prints what comes
+/// back, and closes the connection.
+#[derive(Parser, Debug)]
+#[command(
+    name = "client",
+    after_help = "Example, with the README's echo server:\n  \
+        cargo run --release -p wsproto-examples --bin echo-server -- --addr 127.0.0.1:8765 &\n  \
+        cargo run -p wsproto-examples --bin client"
+)]
+struct Cli {
+    /// The echo server to talk to (ws:// only; the examples have no TLS)
+    #[arg(long, value_name = "URL", default_value = "ws://127.0.0.1:8765/")]
+    url: WsUrl,
+}
+
 const RECEIVE_BYTES: usize = 4096;
 /// A server silent for this long is given up on.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// The most reads spent waiting for one reply.
 const MAX_READS: usize = 10_000;
 
-fn main() -> io::Result<()> {
-    let args = Args::from_env(&["url"], &[], USAGE);
-    let url: WsUrl = args
-        .value("url")
-        .unwrap_or("ws://127.0.0.1:8000/")
-        .parse()
-        .map_err(io::Error::other)?;
+fn main() -> ExitCode {
+    exit_code(run(&Cli::parse()))
+}
 
+fn run(cli: &Cli) -> Result<(), Failure> {
+    let url = &cli.url;
     println!("connecting to {}", url.socket_addr());
-    let mut stream = TcpStream::connect(url.socket_addr())?;
+    let mut stream = TcpStream::connect(url.socket_addr()).map_err(|err| {
+        let hint = connect_hint(
+            &err,
+            "echo server",
+            &echo_server_command(&url.socket_addr()),
+        );
+        Failure::new(format!("cannot connect to {}", url.socket_addr()), err).with_hint(hint)
+    })?;
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.set_write_timeout(Some(TIMEOUT))?;
     let mut ws = WSConnection::new(ConnectionType::Client);
@@ -47,7 +69,7 @@ fn main() -> io::Result<()> {
         matches!(e, Event::AcceptConnection(_) | Event::RejectConnection(_))
     })?;
     if ws.state() != ConnectionState::Open {
-        return Err(io::Error::other("the server refused the connection"));
+        return Err(Failure::msg("the server refused the WebSocket handshake"));
     }
 
     for message in ["wsproto is great", "héllo, wörld ✓"] {

@@ -24,6 +24,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
+use clap::Parser;
 use h2::ext::Protocol;
 use h2::{RecvStream, SendStream};
 use http::{Method, Request, Response, StatusCode};
@@ -36,6 +37,7 @@ use wsproto_core::handshake::{client_extensions_handshake, server_extensions_han
 use wsproto_core::{
     CloseCode, Config, Connection, ConnectionState, RandomSource, RemoteProtocolError,
 };
+use wsproto_examples::cli::{exit_code, Failure};
 use wsproto_std::OsRng;
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -43,19 +45,33 @@ type BoxError = Box<dyn Error + Send + Sync>;
 /// How long the whole exchange may take.
 const RUN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// WebSockets over HTTP/2 (RFC 8441), a server and a client in one program
+/// over loopback. The client opens an HTTP/2 stream with an extended CONNECT
+/// (:protocol = websocket) offering permessage-deflate; the server accepts;
+/// each side runs a wsproto Connection over the stream's DATA frames. The
+/// client sends text, 300 000 bytes of binary data and a ping, checks the
+/// echoes, and closes. Exits with status 0 if every echo matched, within
+/// 30 s.
+#[derive(Parser, Debug)]
+#[command(
+    name = "h2-websocket",
+    after_help = "It takes no options. Example:\n  \
+        cargo run -p wsproto-examples --bin h2-websocket"
+)]
+struct Cli {}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    match timeout(RUN_TIMEOUT, run()).await {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(err)) => {
-            eprintln!("h2-websocket: {err}");
-            ExitCode::FAILURE
-        }
-        Err(_) => {
-            eprintln!("h2-websocket: timed out");
-            ExitCode::FAILURE
-        }
-    }
+    let Cli {} = Cli::parse();
+    let result = match timeout(RUN_TIMEOUT, run()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(Failure::msg(err.to_string())),
+        Err(_) => Err(Failure::msg(format!(
+            "the exchange took more than {} s",
+            RUN_TIMEOUT.as_secs()
+        ))),
+    };
+    exit_code(result)
 }
 
 async fn run() -> Result<(), BoxError> {

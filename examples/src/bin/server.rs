@@ -1,46 +1,66 @@
-//! A blocking WebSocket echo server over `std::net`, the server of the
-//! Getting Started guide: the network glue and the application glue around a
-//! `WSConnection`, in one short file to copy from.
+//! A blocking WebSocket echo server over `std::net`: the network glue and
+//! the application glue around a `WSConnection`, in one short file to copy
+//! from.
 //!
 //! ```sh
-//! cargo run -p wsproto-examples --bin server -- --addr 127.0.0.1:8000
-//! cargo run -p wsproto-examples --bin client -- --url ws://127.0.0.1:8000/
+//! cargo run -p wsproto-examples --bin server -- --addr 127.0.0.1:8765
+//! cargo run -p wsproto-examples --bin client -- --url ws://127.0.0.1:8765/
 //! ```
 //!
 //! Connections are served one after the other. Each text or binary message
 //! is collected and sent back whole once it is complete; pings are answered
 //! and the closing handshake is completed. Options: `--addr ADDR` (default
-//! `127.0.0.1:8000`), `--connections N` (exit after N connections; default:
-//! serve until Ctrl-C).
+//! `127.0.0.1:8765`, where the client connects by default),
+//! `--connections N` (exit after N connections; default: serve until
+//! Ctrl-C).
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::ExitCode;
 use std::time::Duration;
 
-use wsproto_examples::args::Args;
+use clap::Parser;
+use wsproto_examples::cli::{bind_hint, exit_code, Failure};
 use wsproto_std::events::{AcceptConnection, BytesMessage, Event, TextMessage};
 use wsproto_std::{ConnectionState, ConnectionType, WSConnection};
 
-const USAGE: &str = "usage: server [--addr 127.0.0.1:8000] [--connections N]";
+/// A blocking WebSocket echo server, the shortest one to copy from: it
+/// serves one connection at a time, sends each text or binary message back
+/// whole once it is complete, answers pings and completes the closing
+/// handshake.
+#[derive(Parser, Debug)]
+#[command(
+    name = "server",
+    after_help = "Example:\n  \
+        cargo run -p wsproto-examples --bin server -- --addr 127.0.0.1:8765 &\n  \
+        cargo run -p wsproto-examples --bin client -- --url ws://127.0.0.1:8765/"
+)]
+struct Cli {
+    /// The address to listen on (port 0 picks a free one)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8765")]
+    addr: String,
+    /// Exit after serving N connections [default: serve until Ctrl-C]
+    #[arg(long, value_name = "N")]
+    connections: Option<u64>,
+}
+
 const RECEIVE_BYTES: usize = 4096;
 /// A peer silent for this long loses its connection.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-fn main() -> io::Result<()> {
-    let args = Args::from_env(&["addr", "connections"], &[], USAGE);
-    let addr = args.value("addr").unwrap_or("127.0.0.1:8000");
-    let connections: Option<u64> = match args.value("connections").map(str::parse) {
-        None => None,
-        Some(Ok(n)) => Some(n),
-        Some(Err(_)) => {
-            eprintln!("--connections takes a number\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
-    let listener = TcpListener::bind(addr)?;
+fn main() -> ExitCode {
+    exit_code(run(&Cli::parse()))
+}
+
+fn run(cli: &Cli) -> Result<(), Failure> {
+    let addr = &cli.addr;
+    let listener = TcpListener::bind(addr).map_err(|err| {
+        let hint = bind_hint(&err);
+        Failure::new(format!("cannot listen on {addr}"), err).with_hint(hint)
+    })?;
     println!("listening on ws://{}", listener.local_addr()?);
     let mut served = 0;
-    while connections.is_none_or(|max| served < max) {
+    while cli.connections.is_none_or(|max| served < max) {
         let (stream, peer) = listener.accept()?;
         served += 1;
         println!("accepted a connection from {peer}");
