@@ -61,7 +61,7 @@ pub struct FrameStart {
 ///    of the buffer. Repeat while it returns events; on `Ok(None)` go back to
 ///    step 1 ([`needed`](Received::needed) says how much more is needed).
 ///    On `Err`, send the error's
-///    [`event_hint`](RemoteProtocolError::event_hint) and close the
+///    [`event_hint`](crate::RemoteProtocolError::event_hint) and close the
 ///    transport.
 /// 3. When the transport ends, call [`receive_eof`](Self::receive_eof).
 /// 4. Send events with [`send`](Self::send) (or

@@ -34,7 +34,7 @@ pub mod handshake;
 mod message;
 pub mod random;
 mod role;
-pub mod utf8;
+mod utf8;
 
 pub use close::CloseCode;
 pub use connection::{

@@ -310,9 +310,9 @@ impl Receiver {
                 let (text, tail) = chunk.split_at(cut);
                 if !tail.is_empty() && (chunk_info.message_finished || !utf8::is_char_prefix(tail))
                 {
-                    return Err(invalid_text());
+                    return Err(utf8::invalid_text());
                 }
-                let text = simdutf8::compat::from_utf8(text).map_err(|_| invalid_text())?;
+                let text = simdutf8::compat::from_utf8(text).map_err(|_| utf8::invalid_text())?;
                 self.carry = tail.len() as u8;
                 self.end_chunk(&chunk_info);
                 if text.is_empty() && !frame_finished {
@@ -353,7 +353,7 @@ impl Receiver {
             return Ok((consumed, Progress::Needs(needed)));
         };
         let event = if text {
-            let text = simdutf8::compat::from_utf8(data).map_err(|_| invalid_text())?;
+            let text = simdutf8::compat::from_utf8(data).map_err(|_| utf8::invalid_text())?;
             text_event(text, &chunk)
         } else {
             Event::BytesMessage(BytesMessage {
@@ -421,10 +421,6 @@ fn control_frame<'b>(
         }
     };
     Ok((consumed, Progress::Event(event, false)))
-}
-
-pub(crate) fn invalid_text() -> RemoteProtocolError {
-    RemoteProtocolError::invalid_utf8("text message is not valid UTF-8")
 }
 
 fn text_event<'b>(data: &'b str, chunk: &Chunk) -> Event<'b> {

@@ -378,6 +378,30 @@ impl WSConnection {
         Ok(())
     }
 
+    /// The reply a received event calls for, if the state allows one now:
+    /// the pong for a ping while the connection is open, and the close
+    /// frame that completes the closing handshake after the peer's close
+    /// frame; none for the `CloseConnection` that reports the end of the
+    /// stream. The rule is [`Connection::reply_to`]'s.
+    ///
+    /// ```
+    /// use wsproto_std::events::{CloseConnection, Event};
+    /// use wsproto_std::{CloseCode, ConnectionType, WSConnection};
+    /// let ws = WSConnection::new(ConnectionType::Server);
+    /// // Before the handshake nothing is due.
+    /// let close = Event::CloseConnection(CloseConnection::new(CloseCode::NORMAL_CLOSURE));
+    /// assert_eq!(ws.reply_to(&close), None);
+    /// ```
+    #[must_use]
+    pub fn reply_to(&self, event: &Event) -> Option<Event> {
+        let Stage::Open(conn) = &self.stage else {
+            return None;
+        };
+        let scratch = event.scratch();
+        conn.reply_to(&event.as_core(&scratch))
+            .map(|reply| owned_event(&reply))
+    }
+
     /// Take up to `amount` bytes (all with `None`) of automatic replies
     /// queued when [`Settings::auto_reply`] is on.
     pub fn bytes_to_send(&mut self, amount: Option<usize>) -> Vec<u8> {
@@ -512,7 +536,7 @@ impl WSConnection {
             Stage::Server(hs) => hs.receive_eof(),
             Stage::Open(conn) => Ok(conn.receive_eof()),
         };
-        end.map(|event| event.map(|event| owned_handshake_event(&event)))
+        end.map(|event| event.map(|event| owned_event(&event)))
             .transpose()
     }
 }
@@ -540,7 +564,7 @@ fn owned_receive<S: Side, E: ExtensionSet>(
     let received = hs.receive(rx);
     let event = received
         .event
-        .map(|event| event.map(|event| owned_handshake_event(&event)));
+        .map(|event| event.map(|event| owned_event(&event)));
     (received.consumed, event)
 }
 
@@ -580,12 +604,12 @@ fn stage(event: &core_event::Event<'_>, decompressed: bool) -> Staged {
         ),
         core_event::Event::Ping(p) => payload(PayloadKind::Ping, p.payload),
         core_event::Event::Pong(p) => payload(PayloadKind::Pong, p.payload),
-        other => Staged::Event(owned_handshake_event(other)),
+        other => Staged::Event(owned_event(other)),
     }
 }
 
-/// An owned copy of an event of the handshake (or a close).
-fn owned_handshake_event(event: &core_event::Event<'_>) -> Event {
+/// An owned copy of a core event (payloads copied).
+fn owned_event(event: &core_event::Event<'_>) -> Event {
     match event {
         core_event::Event::Request(r) => Event::Request(events::Request {
             host: r.host.to_owned(),

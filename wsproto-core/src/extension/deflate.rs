@@ -842,7 +842,7 @@ impl DeflateStream {
                 if text {
                     let cut = utf8::incomplete_tail_start(within);
                     if simdutf8::basic::from_utf8(&within[..cut]).is_err() {
-                        return Err(invalid_text());
+                        return Err(utf8::invalid_text());
                     }
                 }
                 return Err(RemoteProtocolError::too_big(
@@ -856,7 +856,7 @@ impl DeflateStream {
                 let cut = utf8::incomplete_tail_start(&out[..data_len]);
                 let tail = &out[cut..data_len];
                 if !tail.is_empty() && (inflation.message_finished || !utf8::is_char_prefix(tail)) {
-                    return Err(invalid_text());
+                    return Err(utf8::invalid_text());
                 }
                 self.tail[..tail.len()].copy_from_slice(tail);
                 self.tail_len = tail.len() as u8;
@@ -883,10 +883,6 @@ impl DeflateStream {
             return Ok(inflation);
         }
     }
-}
-
-fn invalid_text() -> RemoteProtocolError {
-    RemoteProtocolError::invalid_utf8("text message is not valid UTF-8")
 }
 
 fn corrupt_data() -> RemoteProtocolError {
