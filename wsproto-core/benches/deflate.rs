@@ -70,7 +70,7 @@ fn bench(c: &mut Criterion) {
             let mut wire = Vec::new();
             let count = (4 << 20) / size;
             for _ in 0..count {
-                sender.send_vec(&event, &mut wire).unwrap();
+                sender.send_into(&event, &mut wire).unwrap();
             }
             group.throughput(Throughput::Bytes((size * count) as u64));
             group.bench_function(format!("decompress/{label}"), |b| {
@@ -115,7 +115,7 @@ fn idle_heap() {
         let mut server = Connection::server(Config::default()).with_deflate(params(nct));
         let mut wire = Vec::new();
         client
-            .send_vec(&TextMessage::new(&text).into(), &mut wire)
+            .send_into(&TextMessage::new(&text).into(), &mut wire)
             .unwrap();
         let mut pos = 0;
         let mut out = vec![0u8; 16 << 10];
@@ -128,7 +128,7 @@ fn idle_heap() {
         }
         let mut reply = Vec::new();
         server
-            .send_vec(&TextMessage::new(&text).into(), &mut reply)
+            .send_into(&TextMessage::new(&text).into(), &mut reply)
             .unwrap();
         println!(
             "idle heap after one 64 KiB message each way ({}): server {} bytes, client {} bytes",

@@ -306,10 +306,25 @@ impl<R: RandomSource> Connection<R> {
         self.inner.send(&mut self.rng, event, out)
     }
 
-    /// Encode `event` at the end of `out`, growing it as needed; returns the
-    /// number of bytes appended.
+    /// Encode `event` into a new `Vec`.
+    ///
+    /// As with [`Handshake::send_vec`](crate::Handshake::send_vec); use
+    /// [`send_into`](Self::send_into) to reuse a buffer.
     #[cfg(feature = "alloc")]
     pub fn send_vec(
+        &mut self,
+        event: &Event<'_>,
+    ) -> Result<alloc::vec::Vec<u8>, LocalProtocolError> {
+        let mut out = alloc::vec::Vec::new();
+        self.send_into(event, &mut out)?;
+        Ok(out)
+    }
+
+    /// Encode `event` at the end of `out`, growing it as needed; returns the
+    /// number of bytes appended. The same as
+    /// [`Handshake::send_into`](crate::Handshake::send_into).
+    #[cfg(feature = "alloc")]
+    pub fn send_into(
         &mut self,
         event: &Event<'_>,
         out: &mut alloc::vec::Vec<u8>,

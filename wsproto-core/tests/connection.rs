@@ -616,7 +616,7 @@ fn client_and_server_talk() {
         }
         .into(),
     ] {
-        client.send_vec(&event, &mut wire).unwrap();
+        client.send_into(&event, &mut wire).unwrap();
     }
     let events = feed(&mut server, &wire, &[], 128);
     assert_eq!(

@@ -136,8 +136,8 @@ fn round_trips_in_both_roles_and_context_modes() {
         let mut to_server = Vec::new();
         let mut to_client = Vec::new();
         for event in &events {
-            c.send_vec(event, &mut to_server).unwrap();
-            s.send_vec(event, &mut to_client).unwrap();
+            c.send_into(event, &mut to_server).unwrap();
+            s.send_into(event, &mut to_client).unwrap();
         }
         // Compression happened: the repetitive text shrank.
         assert!(to_server.len() < 200_000 + 190_000, "{}", to_server.len());
@@ -207,7 +207,7 @@ fn rsv1_rules() {
     // Compressed text that is not UTF-8.
     let mut c = Connection::server(Config::default()).with_deflate(DeflateParams::default());
     let mut compressed = Vec::new();
-    c.send_vec(&BytesMessage::new(b"ok\xff").into(), &mut compressed)
+    c.send_into(&BytesMessage::new(b"ok\xff").into(), &mut compressed)
         .unwrap();
     compressed[0] = 0xc1; // as text
     let mut s = client(Config::default(), DeflateParams::default());
@@ -224,7 +224,7 @@ fn a_deflate_bomb_stops_at_the_limit() {
     let mut sender = Connection::server(Config::default()).with_deflate(DeflateParams::default());
     let mut wire = Vec::new();
     sender
-        .send_vec(&BytesMessage::new(&zeros).into(), &mut wire)
+        .send_into(&BytesMessage::new(&zeros).into(), &mut wire)
         .unwrap();
     assert!(wire.len() < 200 << 10, "bomb is {} bytes", wire.len());
     let config = Config::default().max_message_size(1 << 20);
@@ -266,7 +266,7 @@ fn idle_connections_hold_no_deflate_memory_without_context_takeover() {
     let mut s = server(Config::default(), params);
     assert_eq!(c.deflate_heap_size(), 0);
     let mut wire = Vec::new();
-    c.send_vec(&TextMessage::new(&"idle ".repeat(1000)).into(), &mut wire)
+    c.send_into(&TextMessage::new(&"idle ".repeat(1000)).into(), &mut wire)
         .unwrap();
     assert_eq!(c.deflate_heap_size(), 0, "client after sending");
     let events = feed(&mut s, &wire, &[], 1024);
@@ -280,7 +280,7 @@ fn idle_connections_hold_no_deflate_memory_without_context_takeover() {
     let mut s = server(Config::default(), DeflateParams::default());
     let mut c = client(Config::default(), DeflateParams::default());
     let mut wire = Vec::new();
-    c.send_vec(&TextMessage::new("kept").into(), &mut wire)
+    c.send_into(&TextMessage::new("kept").into(), &mut wire)
         .unwrap();
     let _ = feed(&mut s, &wire, &[], 1024);
     assert!(s.deflate_heap_size() > 0);

@@ -341,7 +341,7 @@ impl WSConnection {
                 }
                 Ok(())
             }
-            Stage::Open(conn) => conn.send_vec(event, out).map(drop),
+            Stage::Open(conn) => conn.send_into(event, out).map(drop),
         }
     }
 
@@ -459,7 +459,7 @@ impl WSConnection {
                 if self.auto_reply {
                     if let Some(reply) = conn.reply_to(&event) {
                         // Encoding a reply the state allows cannot fail.
-                        let _ = conn.send_vec(&reply, &mut self.outbox);
+                        let _ = conn.send_into(&reply, &mut self.outbox);
                     }
                 }
                 stage(&event, received.decompressed)

@@ -766,7 +766,7 @@ fn sent<R: wsproto_std::wsproto_core::RandomSource>(
     event: Event<'_>,
 ) -> Vec<u8> {
     let mut out = Vec::new();
-    conn.send_vec(&event, &mut out).expect("send");
+    conn.send_into(&event, &mut out).expect("send");
     out
 }
 

@@ -217,7 +217,7 @@ mod tests {
             CloseConnection::new(wsproto_core::CloseCode::NORMAL_CLOSURE).into(),
         ];
         for event in &events {
-            client.send_vec(event, &mut wire).unwrap();
+            client.send_into(event, &mut wire).unwrap();
         }
         let mut out = Vec::new();
         let mut pos = 0;

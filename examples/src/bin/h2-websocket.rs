@@ -184,7 +184,7 @@ impl<R: RandomSource> StreamWs<R> {
     /// Send one event in a DATA frame.
     fn send(&mut self, event: &Event<'_>) -> Result<(), BoxError> {
         let mut out = Vec::new();
-        self.conn.send_vec(event, &mut out)?;
+        self.conn.send_into(event, &mut out)?;
         self.send.send_data(Bytes::from(out), false)?;
         Ok(())
     }
