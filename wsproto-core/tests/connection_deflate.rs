@@ -441,3 +441,84 @@ fn a_distance_before_the_stream_start_fails() {
     );
     assert_eq!(events.last(), Some(&Ev::Error(1007)), "{events:?}");
 }
+
+/// A compressed message that inflates to exactly the output space lent is
+/// one event that finishes the message, not a full chunk and then an empty
+/// one (Python's wsproto yields one message too).
+#[test]
+fn a_message_that_fills_the_output_exactly_is_one_event() {
+    let text = "é".repeat(500);
+    let bytes: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+    for (event, len) in [
+        (Event::from(TextMessage::new(&text)), text.len()),
+        (BytesMessage::new(&bytes).into(), bytes.len()),
+    ] {
+        for fragmented in [false, true] {
+            let mut sender = server(Config::default(), DeflateParams::default());
+            let mut wire = Vec::new();
+            if fragmented {
+                let (a, b) = match event {
+                    Event::TextMessage(m) => (
+                        Event::from(TextMessage {
+                            data: &m.data[..100],
+                            frame_finished: true,
+                            message_finished: false,
+                        }),
+                        Event::from(TextMessage {
+                            data: &m.data[100..],
+                            frame_finished: true,
+                            message_finished: true,
+                        }),
+                    ),
+                    Event::BytesMessage(m) => (
+                        BytesMessage {
+                            data: &m.data[..100],
+                            frame_finished: true,
+                            message_finished: false,
+                        }
+                        .into(),
+                        BytesMessage {
+                            data: &m.data[100..],
+                            frame_finished: true,
+                            message_finished: true,
+                        }
+                        .into(),
+                    ),
+                    _ => unreachable!(),
+                };
+                sender.send_into(&a, &mut wire).unwrap();
+                sender.send_into(&b, &mut wire).unwrap();
+            } else {
+                sender.send_into(&event, &mut wire).unwrap();
+            }
+            let events = feed_out(
+                &mut client(Config::default(), DeflateParams::default()),
+                &wire,
+                &[],
+                4096,
+                len,
+            );
+            let finished: Vec<bool> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Ev::Text(t, _, m) if !t.is_empty() || *m => Some(*m),
+                    Ev::Bytes(b, _, m) if !b.is_empty() || *m => Some(*m),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(merge(&events).len(), 1, "{fragmented}");
+            assert!(
+                events.iter().all(|e| match e {
+                    Ev::Text(t, _, _) => !t.is_empty(),
+                    Ev::Bytes(b, _, _) => !b.is_empty(),
+                    _ => true,
+                }) || fragmented,
+                "an empty chunk: {events:?}"
+            );
+            assert_eq!(finished.last(), Some(&true));
+            if !fragmented {
+                assert_eq!(events.len(), 1, "{events:?}");
+            }
+        }
+    }
+}

@@ -832,9 +832,22 @@ impl DeflateStream {
             // output is reported by the next call, before anything that
             // follows in the stream.
             let drained = inflated.produced < space - carry && !self.codec.has_pending_error();
-            inflation.message_finished = fin && input_done && inflated.message_done;
-            inflation.frame_finished =
-                input_done && if fin { inflated.message_done } else { drained };
+            // A message that ends exactly where the output does: ask for one
+            // more byte to learn whether this chunk is its last, rather
+            // than handing out an empty last chunk next time.
+            let (message_done, probed) = if fin
+                && input_done
+                && !inflated.message_done
+                && !drained
+                && !self.codec.has_pending_error()
+                && room > inflated.produced as u64
+            {
+                self.probe_end()
+            } else {
+                (inflated.message_done, None)
+            };
+            inflation.message_finished = fin && input_done && message_done;
+            inflation.frame_finished = input_done && if fin { message_done } else { drained };
             let data_len = carry + inflated.produced;
             if inflated.produced as u64 > room {
                 // Report the violation that comes first in the message.
@@ -849,7 +862,7 @@ impl DeflateStream {
                     "decompressed message larger than the limit",
                 ));
             }
-            self.inflated_len += inflated.produced as u64;
+            self.inflated_len += inflated.produced as u64 + u64::from(probed.is_some());
             let emit_len = if text {
                 // Keep a code point split by the end of this output for the
                 // next; it must be the start of one.
@@ -864,6 +877,11 @@ impl DeflateStream {
             } else {
                 data_len
             };
+            if let Some(byte) = probed {
+                // The probed byte goes out first next time.
+                self.tail[usize::from(self.tail_len)] = byte;
+                self.tail_len += 1;
+            }
             if inflation.message_finished {
                 self.inflated_len = 0;
             }
@@ -881,6 +899,21 @@ impl DeflateStream {
             }
             inflation.data = Some(&out[..emit_len]);
             return Ok(inflation);
+        }
+    }
+
+    /// At the end of a message's input, with the output full: whether the
+    /// message is done, or the next byte of it. Invalid data found here is
+    /// reported by the next call, after the output before it.
+    fn probe_end(&mut self) -> (bool, Option<u8>) {
+        let mut probe = [0u8; 1];
+        match self.codec.inflate(&[], true, &mut probe) {
+            Ok(step) if step.produced == 1 => (false, Some(probe[0])),
+            Ok(step) => (step.message_done, None),
+            Err(_) => {
+                self.codec.corrupt = true;
+                (false, None)
+            }
         }
     }
 }
