@@ -34,6 +34,7 @@ pub mod handshake;
 mod message;
 pub mod random;
 mod role;
+pub mod timer;
 mod utf8;
 
 pub use close::CloseCode;
