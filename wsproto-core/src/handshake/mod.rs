@@ -129,7 +129,7 @@ pub use util::{
 };
 
 use self::body::{BodyDecoder, BodyEncoder, BodyLimits};
-use self::fields::{Source, Span};
+use self::fields::Source;
 use crate::connection::{Config, Connection, ConnectionState, Received, Role};
 use crate::error::{LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{Event, RejectData};
@@ -369,14 +369,15 @@ impl Side for Server {
 /// assert!(out[..n].ends_with(b"Sec-WebSocket-Protocol: v2\r\n\r\n"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Handshake<S = Server, E = NoExtensions> {
+pub struct Handshake<S = Server, E: ExtensionSet = NoExtensions> {
     side: S,
     extensions: E,
     config: HandshakeConfig,
     phase: Phase,
-    /// The headers of the last head received, as offsets into it.
-    spans: heapless::Vec<Span, MAX_HEADERS>,
     negotiated: Negotiated,
+    /// Server: the `Sec-WebSocket-Extensions` value to send, in storage the
+    /// extension set chooses (none for [`NoExtensions`]).
+    accepted_extensions: E::Accepted,
 }
 
 /// What the handshake keeps from heads that the caller's buffer no longer
@@ -385,34 +386,45 @@ pub struct Handshake<S = Server, E = NoExtensions> {
 struct Negotiated {
     /// The `Sec-WebSocket-Accept` the client expects, or the server sends.
     accept: [u8; 28],
-    /// The subprotocols offered, comma-separated.
-    protocols: heapless::String<SUBPROTOCOL_CAPACITY>,
-    /// The subprotocol agreed on, as a range of `protocols`.
-    chosen: Option<(usize, usize)>,
-    /// Client: the names of extensions offered by hand, comma-separated.
-    raw_offers: heapless::String<RAW_OFFER_CAPACITY>,
-    /// Server: the `Sec-WebSocket-Extensions` value to send.
-    accepted_extensions: heapless::String<EXTENSIONS_CAPACITY>,
+    /// The subprotocols offered, comma-separated, then (client) the names of
+    /// the extensions offered by hand, comma-separated.
+    names: heapless::String<SUBPROTOCOL_CAPACITY>,
+    /// Where the subprotocols end in `names`.
+    protocols_end: u16,
+    /// The subprotocol agreed on, as a range of `names`.
+    chosen: Option<(u16, u16)>,
 }
 
 impl Negotiated {
     const fn new() -> Self {
         Self {
             accept: [0; 28],
-            protocols: heapless::String::new(),
+            names: heapless::String::new(),
+            protocols_end: 0,
             chosen: None,
-            raw_offers: heapless::String::new(),
-            accepted_extensions: heapless::String::new(),
         }
     }
 
+    /// The subprotocols offered, comma-separated.
+    fn protocols(&self) -> &str {
+        self.names
+            .get(..usize::from(self.protocols_end))
+            .unwrap_or_default()
+    }
+
+    /// The names of the extensions offered by hand, comma-separated.
+    fn raw_offers(&self) -> &str {
+        let start = usize::from(self.protocols_end);
+        self.names.get(start..).unwrap_or_default()
+    }
+
     /// The range of `protocol` in the offered list.
-    fn find_protocol(&self, protocol: &str) -> Option<(usize, usize)> {
+    fn find_protocol(&self, protocol: &str) -> Option<(u16, u16)> {
         let mut start = 0;
-        for offered in self.protocols.split(',') {
+        for offered in self.protocols().split(',') {
             let end = start + offered.len();
             if offered == protocol && !offered.is_empty() {
-                return Some((start, end));
+                return Some((u16::try_from(start).ok()?, u16::try_from(end).ok()?));
             }
             start = end + 1;
         }
@@ -421,8 +433,18 @@ impl Negotiated {
 
     fn subprotocol(&self) -> Option<&str> {
         let (start, end) = self.chosen?;
-        self.protocols.get(start..end)
+        self.protocols().get(usize::from(start)..usize::from(end))
     }
+}
+
+/// Appends `name` to the comma-separated list in `names` that starts at
+/// `list_start`; false if it does not fit.
+fn push_name<const N: usize>(
+    names: &mut heapless::String<N>,
+    list_start: usize,
+    name: &str,
+) -> bool {
+    (names.len() == list_start || names.push(',').is_ok()) && names.push_str(name).is_ok()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -483,8 +505,8 @@ impl<S: Side> Handshake<S> {
             extensions: NoExtensions,
             config,
             phase: Phase::Idle,
-            spans: heapless::Vec::new(),
             negotiated: Negotiated::new(),
+            accepted_extensions: Default::default(),
         }
     }
 }
@@ -509,8 +531,8 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
             extensions,
             config: self.config,
             phase: self.phase,
-            spans: self.spans,
             negotiated: self.negotiated,
+            accepted_extensions: Default::default(),
         }
     }
 
@@ -871,13 +893,7 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
     /// ```
     #[must_use]
     pub fn received_headers<'b>(&'b self, head: &'b [u8]) -> Headers<'b> {
-        Headers::except(
-            Source::Parsed {
-                head,
-                spans: &self.spans,
-            },
-            &[],
-        )
+        Headers::except(Source::Parsed { head }, &[])
     }
 
     /// Hand over to the post-handshake [`Connection`], once the handshake
@@ -929,20 +945,9 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
             event: Err(err),
         }
     }
-
-    /// Record the offsets of `headers` (subslices of `head`).
-    fn record_spans(&mut self, head: &[u8], headers: &[httparse::Header<'_>]) {
-        self.spans.clear();
-        for header in headers {
-            if let Some(span) = Span::locate(head, header.name.as_bytes(), header.value) {
-                // Never full: there are at most `MAX_HEADERS` headers.
-                let _ = self.spans.push(span);
-            }
-        }
-    }
 }
 
-impl<S: Side, E> fmt::Debug for Handshake<S, E> {
+impl<S: Side, E: ExtensionSet> fmt::Debug for Handshake<S, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handshake")
             .field("role", &self.side.role())
@@ -1064,3 +1069,17 @@ impl fmt::Display for UpgradeError {
 }
 
 impl core::error::Error for UpgradeError {}
+
+// The firmware budget: a handshake without extensions fits in 384 bytes on
+// 32-bit targets (checked by the thumbv7em build).
+#[cfg(target_pointer_width = "32")]
+const _: () = {
+    assert!(
+        core::mem::size_of::<Handshake<Server>>() <= 384,
+        "a server Handshake exceeds 384 bytes"
+    );
+    assert!(
+        core::mem::size_of::<Handshake<Client<NoRandom>>>() <= 384,
+        "a client Handshake exceeds 384 bytes"
+    );
+};

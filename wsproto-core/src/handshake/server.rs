@@ -10,8 +10,8 @@ use super::util::{
     generate_accept_token, has_token, is_valid_key, trim_ows, trim_ows_bytes, ListSplit,
 };
 use super::{
-    check_headers, ExtensionSet, Handshake, Negotiated, Phase, Server, Side, UpgradeError,
-    MAX_HEADERS,
+    check_headers, push_name, ExtensionSet, Handshake, Negotiated, Phase, Server, Side,
+    UpgradeError, MAX_HEADERS,
 };
 use crate::connection::Received;
 use crate::error::{LocalProtocolError, RemoteProtocolError, SendError};
@@ -69,20 +69,16 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
         }
         let target = request.path.unwrap_or("");
         let head = window.get(..head_len).unwrap_or(window);
-        self.record_spans(head, request.headers);
-        let source = Source::Parsed {
-            head,
-            spans: &self.spans,
-        };
-        if let Err(err) = check_request(source, &mut self.extensions, &mut self.negotiated) {
+        let source = Source::Parsed { head };
+        if let Err(err) = check_request(
+            source,
+            &mut self.extensions,
+            &mut self.negotiated,
+            &mut self.accepted_extensions,
+        ) {
             return self.fail(err);
         }
         self.phase = Phase::RequestReceived;
-        let this: &'a Self = self;
-        let source = Source::Parsed {
-            head,
-            spans: &this.spans,
-        };
         Received {
             consumed: head_len,
             event: Ok(Some(Event::Request(request_event(source, target)))),
@@ -122,7 +118,7 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
         let head = AcceptHead {
             accept: &self.negotiated.accept,
             subprotocol: accept.subprotocol,
-            negotiated: &self.negotiated.accepted_extensions,
+            negotiated: self.accepted_extensions.as_ref(),
             raw_extensions: accept.extensions,
             extra_headers: accept.extra_headers,
         };
@@ -296,9 +292,13 @@ impl<E: ExtensionSet> Handshake<Server, E> {
         if self.phase != Phase::Idle {
             return Err(LocalProtocolError::new("the handshake already has a request").into());
         }
-        self.spans.clear();
         let source = Source::Slice(headers);
-        if let Err(err) = check_request(source, &mut self.extensions, &mut self.negotiated) {
+        if let Err(err) = check_request(
+            source,
+            &mut self.extensions,
+            &mut self.negotiated,
+            &mut self.accepted_extensions,
+        ) {
             self.phase = Phase::Failed(err);
             return Err(err.into());
         }
@@ -330,6 +330,7 @@ fn check_request<E: ExtensionSet + ?Sized>(
     source: Source<'_>,
     extensions: &mut E,
     negotiated: &mut Negotiated,
+    accepted: &mut E::Accepted,
 ) -> Result<(), RemoteProtocolError> {
     let bad = |message| RemoteProtocolError::reject(400, message);
     let mut hosts = 0;
@@ -409,22 +410,26 @@ fn check_request<E: ExtensionSet + ?Sized>(
         return Err(bad("Sec-WebSocket-Key is not 16 bytes in base64"));
     }
     negotiated.accept = generate_accept_token(key);
-    negotiated.protocols.clear();
+    negotiated.names.clear();
     negotiated.chosen = None;
     for protocol in Tokens::field(source, "sec-websocket-protocol") {
-        let fits = (negotiated.protocols.is_empty() || negotiated.protocols.push(',').is_ok())
-            && negotiated.protocols.push_str(protocol).is_ok();
-        if !fits {
+        if !push_name(&mut negotiated.names, 0, protocol) {
             return Err(RemoteProtocolError::reject(
                 431,
                 "the subprotocols offered exceed the handshake's storage",
             ));
         }
     }
-    negotiated.accepted_extensions.clear();
-    let offers = source
-        .values("sec-websocket-extensions")
-        .filter_map(|value| core::str::from_utf8(value).ok());
-    server_extensions_handshake(offers, extensions, &mut negotiated.accepted_extensions)?;
+    // At most SUBPROTOCOL_CAPACITY.
+    negotiated.protocols_end = u16::try_from(negotiated.names.len()).unwrap_or(u16::MAX);
+    *accepted = E::Accepted::default();
+    // Without extensions every offer is declined (their syntax was checked
+    // above), so there is nothing to negotiate.
+    if !extensions.is_empty() {
+        let offers = source
+            .values("sec-websocket-extensions")
+            .filter_map(|value| core::str::from_utf8(value).ok());
+        server_extensions_handshake(offers, extensions, accepted)?;
+    }
     Ok(())
 }

@@ -13,8 +13,8 @@
 use core::hint::black_box;
 
 use cortex_m_rt::entry;
-use wsproto_core::event::{AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, Request};
 use wsproto_core::event::TextMessage;
+use wsproto_core::event::{AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, Request};
 use wsproto_core::handshake::{Handshake, HandshakeConfig};
 use wsproto_core::{CloseCode, Connection, ConnectionState, Event, RandomSource};
 
@@ -112,7 +112,11 @@ fn pump<R: RandomSource>(
         }
         if let Some(code) = tally.close.take() {
             if conn.state() == ConnectionState::RemoteClosing {
-                written += send(conn, &CloseConnection::new(code).into(), &mut out[written..]);
+                written += send(
+                    conn,
+                    &CloseConnection::new(code).into(),
+                    &mut out[written..],
+                );
             }
             tally.close = Some(code);
         }
@@ -201,7 +205,8 @@ fn main() -> ! {
     let len = transmit(&reply, m, &mut inbox);
     let _ = pump(&mut client, &mut inbox, len, &mut out, &mut client_tally);
 
-    let closed = client.state() == ConnectionState::Closed && server.state() == ConnectionState::Closed;
+    let closed =
+        client.state() == ConnectionState::Closed && server.state() == ConnectionState::Closed;
     black_box((client_tally.text, client_tally.binary, client_tally.pongs));
     black_box((server_tally.text, server_tally.binary));
     halt(if closed { 0 } else { 1 })
