@@ -359,7 +359,9 @@ mod tests {
                     Err(err) => break err,
                 }
             };
+            #[cfg(feature = "error-text")]
             assert_eq!(err.message(), "malformed chunked refusal body");
+            assert_eq!(err.close_code(), Some(crate::CloseCode::PROTOCOL_ERROR));
         }
         let mut d = dec;
         assert!(d.decode(b"41\r\n", LIMITS).1.is_err());

@@ -1029,11 +1029,16 @@ impl<R, E> Upgraded<R, E> {
 ///
 /// ```
 /// use wsproto_core::event::Header;
+/// use wsproto_core::error::ErrorHint;
 /// use wsproto_core::handshake::{Handshake, HandshakeConfig, UpgradeError};
 /// let mut hs = Handshake::server(HandshakeConfig::default());
 /// let err = hs.initiate_upgrade_connection(&[Header::new("Host", b"h")], "/").unwrap_err();
 /// match err {
-///     UpgradeError::Remote(err) => assert_eq!(err.message(), "the request has no `Upgrade: websocket` header"),
+///     UpgradeError::Remote(err) => {
+///         assert_eq!(err.hint(), ErrorHint::Reject(400));
+///         #[cfg(feature = "error-text")]
+///         assert_eq!(err.message(), "the request has no `Upgrade: websocket` header");
+///     }
 ///     other => panic!("{other}"),
 /// }
 /// ```
