@@ -13,7 +13,7 @@ use wsproto_core::extension::{Extension, ExtensionOffer};
 use wsproto_core::handshake::{
     Client, ExtensionSet, Handshake, HandshakeConfig, Headers, Side, Tokens, UpgradeError,
 };
-use wsproto_core::{ConnectionState, RemoteProtocolError, SendError};
+use wsproto_core::{ConnectionState, Received, RemoteProtocolError, Role, SendError};
 
 // ---------------------------------------------------------------------------
 // Vectors
@@ -166,6 +166,19 @@ fn merge(events: Vec<Ev>) -> Vec<Ev> {
     merged
 }
 
+/// The next event: a head through `receive`, a chunk of a refusal body
+/// (client, `Rejecting`) through `receive_body`.
+fn next<'a, S: Side, E: ExtensionSet>(
+    hs: &'a mut Handshake<S, E>,
+    buf: &'a mut [u8],
+) -> Received<'a> {
+    if hs.role() == Role::Client && hs.state() == ConnectionState::Rejecting {
+        hs.receive_body(buf)
+    } else {
+        hs.receive(buf)
+    }
+}
+
 /// Receives until the handshake needs more bytes, honouring the consumed
 /// count; returns whether an error stopped it.
 fn pump<S: Side, E: ExtensionSet>(
@@ -174,7 +187,7 @@ fn pump<S: Side, E: ExtensionSet>(
     events: &mut Vec<Ev>,
 ) -> bool {
     for _ in 0..10_000 {
-        let received = hs.receive(buf);
+        let received = next(hs, buf);
         let consumed = received.consumed;
         let (event, done) = match &received.event {
             Ok(Some(event)) => (Some(own(event)), false),
@@ -786,7 +799,10 @@ fn refusal_headers_and_zero_copy_body() {
     buf.drain(..consumed);
     let range_after = buf.as_ptr_range();
     assert_eq!(range.start, range_after.start);
-    match hs.receive(&mut buf).event {
+    // `receive` reads heads only; the body is read with `receive_body`.
+    let received = hs.receive(&mut buf);
+    assert_eq!((received.consumed, received.event), (0, Ok(None)));
+    match hs.receive_body(&mut buf).event {
         Ok(Some(Event::RejectData(d))) => {
             assert_eq!(d.data, b"slow");
             assert!(
@@ -1428,7 +1444,7 @@ fn feed_randomly<S: Side, E: ExtensionSet>(
         fed += n;
         for _ in 0..1000 {
             let len = buf.len();
-            let received = hs.receive(&mut buf);
+            let received = next(hs, &mut buf);
             let consumed = received.consumed;
             assert!(consumed <= len);
             let stop = match received.event {

@@ -398,7 +398,11 @@ impl WSConnection {
         let rx = &mut self.rx;
         let (received, upgraded) = match &mut self.phase {
             Phase::ClientHandshake(hs) => {
-                let r = staged(hs.receive(rx), &locate);
+                let r = if hs.state() == ConnectionState::Rejecting {
+                    staged(hs.receive_body(rx), &locate)
+                } else {
+                    staged(hs.receive(rx), &locate)
+                };
                 (r, hs.state() == ConnectionState::Open)
             }
             Phase::ServerHandshake(hs) => (staged(hs.receive(rx), &locate), false),

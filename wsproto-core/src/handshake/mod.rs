@@ -16,7 +16,8 @@
 //! 3. feed received bytes to [`receive`](Handshake::receive) until it returns
 //!    an event, discarding the bytes it reports as consumed each time:
 //!    [`AcceptConnection`] (state [`Open`](ConnectionState::Open)), or
-//!    [`RejectConnection`] followed by [`RejectData`] chunks of the body;
+//!    [`RejectConnection`], followed by [`RejectData`] chunks of the body
+//!    read with [`receive_body`](Handshake::receive_body);
 //!    call [`receive_eof`](Handshake::receive_eof) when the peer closes the
 //!    stream;
 //! 4. [`into_connection`](Handshake::into_connection), and give the bytes
@@ -640,9 +641,12 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
     /// a request) stay in `buf` for the [`Connection`]. Once the handshake is
     /// open, `receive` consumes nothing.
     ///
-    /// A received [`RejectConnection`](crate::event::RejectConnection) has an
-    /// empty `headers` slice: its headers are read from the consumed head with
-    /// [`received_headers`](Self::received_headers).
+    /// A client reads the body of a refusal (state
+    /// [`Rejecting`](ConnectionState::Rejecting) after a
+    /// [`RejectConnection`](crate::event::RejectConnection) with `has_body`)
+    /// with [`receive_body`](Self::receive_body), not with `receive`, which
+    /// consumes nothing then: a client that never reads refusal bodies links
+    /// no body decoder.
     ///
     /// ```
     /// use wsproto_core::event::Event;
@@ -667,7 +671,50 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
         let buf: &'a [u8] = buf;
         match self.phase {
             Phase::Idle if self.role() == Role::Server => self.receive_request(buf),
-            Phase::AwaitingResponse => self.receive_response(buf),
+            Phase::AwaitingResponse if self.role() == Role::Client => self.receive_response(buf),
+            Phase::Failed(err) => Received {
+                consumed: 0,
+                event: Err(err),
+            },
+            _ => Received {
+                consumed: 0,
+                event: Ok(None),
+            },
+        }
+    }
+
+    /// Client: parse the next chunk of a refusal body from the front of `buf`,
+    /// once [`receive`](Self::receive) returned a
+    /// [`RejectConnection`](crate::event::RejectConnection) with `has_body`
+    /// (state [`Rejecting`](ConnectionState::Rejecting)).
+    ///
+    /// Returns the bytes used and a [`RejectData`] chunk borrowing `buf`
+    /// (the last one has `body_finished`, after which the state is `Closed`),
+    /// `Ok(None)` when more bytes are needed, or the peer's violation. A body
+    /// delimited by the end of the stream ends with
+    /// [`receive_eof`](Self::receive_eof). In any other state nothing is
+    /// consumed and there is no event (a failed handshake repeats its error).
+    ///
+    /// ```
+    /// use wsproto_core::event::{Event, Request};
+    /// use wsproto_core::handshake::{Handshake, HandshakeConfig};
+    /// use wsproto_core::ConnectionState;
+    /// let mut hs = Handshake::client(HandshakeConfig::default(), |d: &mut [u8]| d.fill(1));
+    /// hs.send(&Request { host: "h", target: "/", ..Request::default() }.into(), &mut [0; 256])?;
+    /// let mut buf = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno".to_vec();
+    /// let r = hs.receive(&mut buf);
+    /// assert!(matches!(r.event, Ok(Some(Event::RejectConnection(ref r))) if r.has_body));
+    /// let consumed = r.consumed;
+    /// buf.drain(..consumed);
+    /// assert_eq!(hs.state(), ConnectionState::Rejecting);
+    /// let r = hs.receive_body(&mut buf);
+    /// assert!(matches!(r.event, Ok(Some(Event::RejectData(d))) if d.data == b"no" && d.body_finished));
+    /// assert_eq!(hs.state(), ConnectionState::Closed);
+    /// # Ok::<(), wsproto_core::SendError>(())
+    /// ```
+    pub fn receive_body<'a>(&'a mut self, buf: &'a mut [u8]) -> Received<'a> {
+        let buf: &'a [u8] = buf;
+        match self.phase {
             Phase::ReceivingBody(mut decoder) => {
                 let (consumed, event) = decoder.decode(buf, self.config.body_limits());
                 match event {
@@ -715,7 +762,7 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
     /// assert!(matches!(r.event, Ok(Some(Event::RejectConnection(_)))));
     /// let consumed = r.consumed;
     /// buf.drain(..consumed);
-    /// let r = hs.receive(&mut buf);
+    /// let r = hs.receive_body(&mut buf);
     /// assert!(matches!(r.event, Ok(Some(Event::RejectData(ref d))) if d.data == b"busy"));
     /// let end = hs.receive_eof()?;
     /// assert!(matches!(end, Some(Event::RejectData(d)) if d.body_finished));
