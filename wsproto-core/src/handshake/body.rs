@@ -6,7 +6,7 @@ use crate::error::RemoteProtocolError;
 use crate::event::RejectData;
 
 use super::fields::Source;
-use super::util::{trim_ows, trim_ows_bytes};
+use super::util::trim_ows_bytes;
 use super::MAX_HEADERS;
 
 /// The longest chunk-size line accepted, extensions included.
@@ -68,11 +68,11 @@ impl BodyDecoder {
         } else if let Some(last) = headers.values("transfer-encoding").last() {
             // Chunked only if it is the final coding; otherwise the body runs
             // to the end of the stream.
-            let last = core::str::from_utf8(last)
-                .ok()
-                .and_then(|v| v.rsplit(',').next())
-                .map(trim_ows);
-            if last.is_some_and(|c| c.eq_ignore_ascii_case("chunked")) {
+            let coding = match last.iter().rposition(|&b| b == b',') {
+                Some(comma) => last.get(comma + 1..).unwrap_or_default(),
+                None => last,
+            };
+            if trim_ows_bytes(coding).eq_ignore_ascii_case(b"chunked") {
                 Framing::Chunked(Chunk::Size)
             } else {
                 Framing::UntilClose

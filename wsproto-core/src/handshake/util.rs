@@ -135,7 +135,7 @@ impl<'a> Iterator for ListSplit<'a> {
 
 /// Trims optional whitespace (spaces and tabs, RFC 7230 §3.2.3).
 pub(crate) fn trim_ows(s: &str) -> &str {
-    s.trim_matches(|c| c == ' ' || c == '\t')
+    crate::extension::trim_ows(s)
 }
 
 /// Trims optional whitespace from raw bytes.
