@@ -146,7 +146,10 @@ pub(crate) fn trim_ows(s: &str) -> &str {
     let bytes = s.as_bytes();
     let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
     let start = bytes.iter().position(|b| !is_ows(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |i| i + 1);
     s.get(start..end).unwrap_or_default()
 }
 
