@@ -6,8 +6,8 @@ use super::extensions::finalize_extensions;
 use super::fields::{Headers, Source, Tokens};
 use super::head::{write_request, RequestHead, Writer};
 use super::util::{
-    generate_accept_token, generate_nonce, has_token, is_field_value, is_request_target, trim_ows,
-    trim_ows_bytes,
+    field, generate_accept_token, generate_nonce, has_token, is_field_value, is_request_target,
+    trim_ows, trim_ows_bytes, Field,
 };
 use super::{
     check_headers, push_name, ExtensionSet, Handshake, Negotiated, Phase, Side, MAX_HEADERS,
@@ -216,21 +216,22 @@ fn check_response<E: ExtensionSet + ?Sized>(
     let mut protocols = 0;
     let mut protocol = "";
     for header in source.iter() {
-        let (name, value) = (header.name, header.value);
-        if name.eq_ignore_ascii_case("upgrade") {
-            upgrade |= has_token(value, "websocket");
-        } else if name.eq_ignore_ascii_case("connection") {
-            connection |= has_token(value, "upgrade");
-        } else if name.eq_ignore_ascii_case("sec-websocket-accept") {
-            accepts += 1;
-            accept_matches = trim_ows_bytes(value) == negotiated.accept;
-        } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
-            protocols += 1;
-            protocol = core::str::from_utf8(value).map_or("", trim_ows);
-        } else if name.eq_ignore_ascii_case("sec-websocket-extensions")
-            && core::str::from_utf8(value).is_err()
-        {
-            return Err(fail("Sec-WebSocket-Extensions is not UTF-8"));
+        let value = header.value;
+        match field(header.name) {
+            Some(Field::Upgrade) => upgrade |= has_token(value, "websocket"),
+            Some(Field::Connection) => connection |= has_token(value, "upgrade"),
+            Some(Field::Accept) => {
+                accepts += 1;
+                accept_matches = trim_ows_bytes(value) == negotiated.accept;
+            }
+            Some(Field::Protocol) => {
+                protocols += 1;
+                protocol = core::str::from_utf8(value).map_or("", trim_ows);
+            }
+            Some(Field::Extensions) if core::str::from_utf8(value).is_err() => {
+                return Err(fail("Sec-WebSocket-Extensions is not UTF-8"));
+            }
+            _ => {}
         }
     }
     if !upgrade {

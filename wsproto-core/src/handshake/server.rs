@@ -7,7 +7,8 @@ use super::extensions::server_extensions_handshake;
 use super::fields::{Headers, Source, Tokens};
 use super::head::{emit, write_accept, write_chunk, write_reject, AcceptHead};
 use super::util::{
-    generate_accept_token, has_token, is_valid_key, trim_ows, trim_ows_bytes, ListSplit,
+    field, generate_accept_token, has_token, is_valid_key, trim_ows, trim_ows_bytes, Field,
+    ListSplit,
 };
 use super::{
     check_headers, push_name, ExtensionSet, Handshake, Negotiated, Phase, Server, Side,
@@ -340,44 +341,49 @@ fn check_request<E: ExtensionSet + ?Sized>(
     let mut key: &[u8] = b"";
     let mut version = None;
     for header in source.iter() {
-        let (name, value) = (header.name, header.value);
-        if name.eq_ignore_ascii_case("host") {
-            hosts += 1;
-            if core::str::from_utf8(value).is_err() {
-                return Err(bad("the Host header is not UTF-8"));
+        let value = header.value;
+        match field(header.name) {
+            Some(Field::Host) => {
+                hosts += 1;
+                if core::str::from_utf8(value).is_err() {
+                    return Err(bad("the Host header is not UTF-8"));
+                }
             }
-        } else if name.eq_ignore_ascii_case("upgrade") {
             // Item 3: an Upgrade header containing "websocket".
-            upgrade |= has_token(value, "websocket");
-        } else if name.eq_ignore_ascii_case("connection") {
+            Some(Field::Upgrade) => upgrade |= has_token(value, "websocket"),
             // Item 4: a Connection header containing the token "Upgrade".
-            connection |= has_token(value, "upgrade");
-        } else if name.eq_ignore_ascii_case("sec-websocket-key") {
-            keys += 1;
-            key = trim_ows_bytes(value);
-        } else if name.eq_ignore_ascii_case("sec-websocket-version") {
-            let is_13 = trim_ows_bytes(value) == b"13";
-            version = Some(version.unwrap_or(true) && is_13);
-        } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
-            let tokens = core::str::from_utf8(value)
-                .map(|value| ListSplit::new(value).all(is_token))
-                .unwrap_or(false);
-            if !tokens {
-                return Err(bad("Sec-WebSocket-Protocol is not a list of tokens"));
+            Some(Field::Connection) => connection |= has_token(value, "upgrade"),
+            Some(Field::Key) => {
+                keys += 1;
+                key = trim_ows_bytes(value);
             }
-        } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
-            let well_formed = core::str::from_utf8(value)
-                .map(|value| parse_extensions(value).all(|offer| offer.is_ok()))
-                .unwrap_or(false);
-            if !well_formed {
-                return Err(bad("malformed Sec-WebSocket-Extensions"));
+            Some(Field::Version) => {
+                let is_13 = trim_ows_bytes(value) == b"13";
+                version = Some(version.unwrap_or(true) && is_13);
             }
-        } else if name.eq_ignore_ascii_case("content-length") {
-            if parse_length(value) != Some(0) {
+            Some(Field::Protocol) => {
+                let tokens = core::str::from_utf8(value)
+                    .map(|value| ListSplit::new(value).all(is_token))
+                    .unwrap_or(false);
+                if !tokens {
+                    return Err(bad("Sec-WebSocket-Protocol is not a list of tokens"));
+                }
+            }
+            Some(Field::Extensions) => {
+                let well_formed = core::str::from_utf8(value)
+                    .map(|value| parse_extensions(value).all(|offer| offer.is_ok()))
+                    .unwrap_or(false);
+                if !well_formed {
+                    return Err(bad("malformed Sec-WebSocket-Extensions"));
+                }
+            }
+            Some(Field::ContentLength) if parse_length(value) != Some(0) => {
                 return Err(bad("an opening request has no body"));
             }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(bad("an opening request has no body"));
+            Some(Field::TransferEncoding) => {
+                return Err(bad("an opening request has no body"));
+            }
+            _ => {}
         }
     }
     // Item 2: a Host header.

@@ -125,6 +125,44 @@ impl<'a> Iterator for ListSplit<'a> {
     }
 }
 
+/// A header the handshake checks itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Field {
+    Host,
+    Upgrade,
+    Connection,
+    Key,
+    Version,
+    Accept,
+    Protocol,
+    Extensions,
+    ContentLength,
+    TransferEncoding,
+}
+
+/// The names of the [`Field`]s, compared ASCII case-insensitively.
+const FIELDS: [(&str, Field); 10] = [
+    ("host", Field::Host),
+    ("upgrade", Field::Upgrade),
+    ("connection", Field::Connection),
+    ("sec-websocket-key", Field::Key),
+    ("sec-websocket-version", Field::Version),
+    ("sec-websocket-accept", Field::Accept),
+    ("sec-websocket-protocol", Field::Protocol),
+    ("sec-websocket-extensions", Field::Extensions),
+    ("content-length", Field::ContentLength),
+    ("transfer-encoding", Field::TransferEncoding),
+];
+
+/// Which checked header `name` is, if any: one table lookup instead of a
+/// comparison per name at each call site.
+pub(crate) fn field(name: &str) -> Option<Field> {
+    FIELDS
+        .iter()
+        .find(|(known, _)| name.eq_ignore_ascii_case(known))
+        .map(|&(_, field)| field)
+}
+
 /// Trims optional whitespace (spaces and tabs, RFC 7230 §3.2.3).
 pub(crate) fn trim_ows(s: &str) -> &str {
     crate::extension::trim_ows(s)
