@@ -249,47 +249,55 @@ fn base64_encode(input: &[u8], out: &mut [u8]) {
 /// it only to prove the server read the key, not for security; a rolled
 /// loop keeps firmware small.
 fn sha1(parts: &[&[u8]]) -> [u8; 20] {
-    let mut state = [
-        0x6745_2301u32,
-        0xefcd_ab89,
-        0x98ba_dcfe,
-        0x1032_5476,
-        0xc3d2_e1f0,
-    ];
-    let mut block = [0u8; 64];
-    let mut filled = 0;
-    let mut bits: u64 = 0;
-    let message = parts.iter().flat_map(|part| part.iter().copied());
-    // The message, then the 0x80 marker, then zeros up to the length field.
-    for byte in message.chain([0x80]) {
-        if let Some(slot) = block.get_mut(filled) {
-            *slot = byte;
+    let mut hasher = Sha1 {
+        state: [
+            0x6745_2301,
+            0xefcd_ab89,
+            0x98ba_dcfe,
+            0x1032_5476,
+            0xc3d2_e1f0,
+        ],
+        block: [0; 64],
+        len: 0,
+    };
+    for part in parts {
+        for &byte in *part {
+            hasher.push(byte);
         }
-        filled += 1;
-        if filled == 64 {
-            sha1_block(&mut state, &block);
-            filled = 0;
-        }
-        bits = bits.wrapping_add(8);
     }
-    // The marker is no part of the length.
-    let bits = bits.wrapping_sub(8);
-    if filled > 56 {
-        block.get_mut(filled..).unwrap_or_default().fill(0);
-        sha1_block(&mut state, &block);
-        filled = 0;
+    // Padding (§5.1.1): 0x80, zeros up to 56 mod 64, the length in bits.
+    let bits = hasher.len.wrapping_mul(8);
+    hasher.push(0x80);
+    while hasher.len % 64 != 56 {
+        hasher.push(0);
     }
-    block.get_mut(filled..56).unwrap_or_default().fill(0);
-    block
-        .get_mut(56..)
-        .unwrap_or_default()
-        .copy_from_slice(&bits.to_be_bytes());
-    sha1_block(&mut state, &block);
+    for byte in bits.to_be_bytes() {
+        hasher.push(byte);
+    }
     let mut digest = [0u8; 20];
-    for (out, word) in digest.chunks_exact_mut(4).zip(state) {
+    for (out, word) in digest.chunks_exact_mut(4).zip(hasher.state) {
         out.copy_from_slice(&word.to_be_bytes());
     }
     digest
+}
+
+/// A SHA-1 computation under way.
+struct Sha1 {
+    state: [u32; 5],
+    block: [u8; 64],
+    /// Bytes pushed so far.
+    len: u64,
+}
+
+impl Sha1 {
+    fn push(&mut self, byte: u8) {
+        let at = (self.len % 64) as usize;
+        self.block[at & 63] = byte;
+        self.len = self.len.wrapping_add(1);
+        if at == 63 {
+            sha1_block(&mut self.state, &self.block);
+        }
+    }
 }
 
 /// The SHA-1 compression function over one 64-byte block.
