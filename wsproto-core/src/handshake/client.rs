@@ -264,7 +264,10 @@ fn check_response<E: ExtensionSet + ?Sized>(
         .filter_map(|value| core::str::from_utf8(value).ok());
     let raw_offers = negotiated.raw_offers();
     finalize_extensions(answers, extensions, |name| {
-        raw_offers.split(',').any(|offered| offered == name)
+        raw_offers
+            .as_bytes()
+            .split(|&b| b == b',')
+            .any(|offered| offered == name.as_bytes())
     })?;
     negotiated.chosen = chosen;
     Ok(())

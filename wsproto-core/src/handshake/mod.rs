@@ -422,9 +422,9 @@ impl Negotiated {
     /// The range of `protocol` in the offered list.
     fn find_protocol(&self, protocol: &str) -> Option<(u16, u16)> {
         let mut start = 0;
-        for offered in self.protocols().split(',') {
+        for offered in self.protocols().as_bytes().split(|&b| b == b',') {
             let end = start + offered.len();
-            if offered == protocol && !offered.is_empty() {
+            if offered == protocol.as_bytes() && !offered.is_empty() {
                 return Some((u16::try_from(start).ok()?, u16::try_from(end).ok()?));
             }
             start = end + 1;
