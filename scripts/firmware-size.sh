@@ -23,6 +23,7 @@ if [[ ! -x "${tools[0]}/llvm-size" ]]; then
 fi
 llvm_size="${tools[0]}/llvm-size"
 llvm_nm="${tools[0]}/llvm-nm"
+llvm_objcopy="${tools[0]}/llvm-objcopy"
 
 cargo build -p wsproto-example-embedded --bin firmware --features firmware \
     --target "$TARGET" --profile firmware
@@ -33,6 +34,15 @@ text="$(section .text)"
 rodata="$(section .rodata)"
 printf 'firmware (%s, profile firmware): .text %s B (budget %s), .rodata %s B (budget %s)\n' \
     "$TARGET" "$text" "$MAX_TEXT" "$rodata" "$MAX_RODATA"
+# STATE_SIZES: four little-endian u32 in .rodata (see src/bin/firmware.rs).
+addr="$("$llvm_nm" --demangle "$elf" | awk '/ firmware::STATE_SIZES/ { print $1 }')"
+base="$("$llvm_size" -A -x "$elf" | awk '$1 == ".rodata" { print $3 }')"
+rodata_bin="$(mktemp)"
+trap 'rm -f "$rodata_bin"' EXIT
+"$llvm_objcopy" -O binary --only-section=.rodata "$elf" "$rodata_bin"
+sizes=($(od -An -tu4 --endian=little -j $((0x$addr - base)) -N16 "$rodata_bin"))
+printf 'size_of: Handshake client %s B, server %s B; Connection client %s B, server %s B\n' \
+    "${sizes[@]}"
 if [[ "$TOP" -gt 0 ]]; then
     "$llvm_nm" --print-size --size-sort --radix=d --demangle "$elf" | tail -n "$TOP"
 fi

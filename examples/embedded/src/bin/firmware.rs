@@ -15,14 +15,25 @@ use core::hint::black_box;
 use cortex_m_rt::entry;
 use wsproto_core::event::TextMessage;
 use wsproto_core::event::{AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, Request};
-use wsproto_core::handshake::{Handshake, HandshakeConfig};
-use wsproto_core::{CloseCode, Connection, ConnectionState, Event, RandomSource};
+use wsproto_core::handshake::{Client, Handshake, HandshakeConfig, Server};
+use wsproto_core::{CloseCode, Connection, ConnectionState, Event, NoRandom, RandomSource};
 
 static HOST: &[u8] = b"device.local";
 static TARGET: &[u8] = b"/telemetry";
 static TEXT: &[u8] = b"temperature=21.5C \xe2\x9c\x93";
 static BINARY: &[u8] = &[0x01, 0x02, 0x03, 0x04, 0xfe, 0xff];
 static PING: &[u8] = b"keepalive";
+
+/// The size of the protocol state on this target, kept in the image for
+/// `scripts/firmware-size.sh`: client and server `Handshake`, then client
+/// and server `Connection`.
+#[used]
+static STATE_SIZES: [u32; 4] = [
+    core::mem::size_of::<Handshake<Client<Trng>>>() as u32,
+    core::mem::size_of::<Handshake<Server>>() as u32,
+    core::mem::size_of::<Connection<Trng>>() as u32,
+    core::mem::size_of::<Connection<NoRandom>>() as u32,
+];
 
 /// Bytes of each buffer: one handshake head or a few frames.
 const BUF: usize = 512;
