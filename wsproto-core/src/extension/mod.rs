@@ -136,9 +136,15 @@ pub fn parse_extensions(
 /// Whether `s` is a non-empty HTTP token (RFC 7230 §3.2.6).
 #[must_use]
 pub fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.bytes().all(is_tchar)
+}
+
+/// A `tchar` of RFC 7230 §3.2.6.
+fn is_tchar(b: u8) -> bool {
+    matches!(b,
+        b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z'
+        | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
+        | b'`' | b'|' | b'~')
 }
 
 /// Trims optional whitespace (spaces and tabs, RFC 7230 §3.2.3).
@@ -256,6 +262,14 @@ impl<'a> Iterator for Splitter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tchar_is_rfc7230() {
+        for b in 0..=255u8 {
+            let expected = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(is_tchar(b), expected, "{b}");
+        }
+    }
 
     #[test]
     fn grammar_handles_quotes_and_whitespace() {
