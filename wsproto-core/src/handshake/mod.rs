@@ -100,8 +100,13 @@
 //! [`HandshakeConfig`] bounds the head size, the header count and the size of
 //! a refusal body read by a client. Without a heap the handshake keeps what
 //! outlives the caller's buffer in fixed storage: up to
-//! [`SUBPROTOCOL_CAPACITY`] bytes of offered subprotocols, and up to
-//! [`EXTENSIONS_CAPACITY`] bytes of negotiated extensions.
+//! [`SUBPROTOCOL_CAPACITY`] bytes of offered subprotocols (shared on a
+//! client with the names of extensions offered by hand), and, for extension
+//! sets that can accept offers, up to [`EXTENSIONS_CAPACITY`] bytes of
+//! negotiated extensions ([`ExtensionSet::Accepted`]). Nothing of a received
+//! head is kept: its headers are read again from the caller's buffer. On
+//! 32-bit targets a [`Handshake`] without extensions takes at most 384 bytes
+//! (checked at compile time).
 //!
 //! [`Connection`]: crate::Connection
 //! [`RandomSource`]: crate::RandomSource
@@ -155,7 +160,8 @@ pub const MAX_HEAD_SIZE: usize = u16::MAX as usize;
 
 /// Bytes of storage for the subprotocols a client offers (their names plus a
 /// separator each). A server refuses larger offers with 431; a client cannot
-/// send them.
+/// send them. A client keeps the names of the extensions it offers by hand
+/// in the same storage, after the subprotocols.
 ///
 /// ```
 /// use wsproto_core::event::Request;
@@ -169,15 +175,18 @@ pub const MAX_HEAD_SIZE: usize = u16::MAX as usize;
 pub const SUBPROTOCOL_CAPACITY: usize = 256;
 
 /// Bytes of storage for the `Sec-WebSocket-Extensions` value a server sends
-/// (what its extensions accepted). Beyond it the request is refused with 500.
+/// (what its extensions accepted), in the [`ExtensionSet::Accepted`] of the
+/// sets this crate implements (none for [`NoExtensions`], which accepts
+/// nothing). Beyond it the request is refused with 500.
 ///
 /// ```
 /// assert_eq!(wsproto_core::handshake::EXTENSIONS_CAPACITY, 256);
 /// ```
 pub const EXTENSIONS_CAPACITY: usize = 256;
 
-/// Bytes of storage for the names of the extensions a client offers by hand
-/// (in [`Request::extensions`](crate::event::Request::extensions)).
+/// The most bytes the names of the extensions a client offers by hand (in
+/// [`Request::extensions`](crate::event::Request::extensions)) may take, out
+/// of the [`SUBPROTOCOL_CAPACITY`] they share with the subprotocols.
 ///
 /// ```
 /// assert_eq!(wsproto_core::handshake::RAW_OFFER_CAPACITY, 128);
