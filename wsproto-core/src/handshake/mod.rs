@@ -934,8 +934,10 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
     /// that [`receive`](Self::receive) reported as consumed when it returned
     /// the head's event (`&buf[..consumed]`), before they are discarded.
     ///
-    /// This is how a client reads the headers of a refusal. Given other bytes,
-    /// the list holds whatever fits, or nothing.
+    /// The events' own header lists read the same bytes; this is the way to
+    /// read them again later, for instance after the event is gone. The head
+    /// is read again, nothing of it is stored: given other bytes, the list
+    /// holds whatever header lines they have, or nothing.
     ///
     /// ```
     /// use wsproto_core::event::{Event, Request};
