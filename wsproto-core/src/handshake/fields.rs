@@ -2,8 +2,8 @@
 //! [`Headers`].
 //!
 //! Each wraps either a slice the caller built (to send an event) or a head
-//! the handshake parsed, kept as offsets into the caller's buffer (a received
-//! event). Both are `Copy` and iterate in wire order.
+//! the handshake parsed, in the caller's buffer and read again when iterated
+//! (a received event). Both are `Copy` and iterate in wire order.
 
 use core::fmt;
 use core::slice;
