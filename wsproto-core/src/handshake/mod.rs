@@ -149,8 +149,7 @@ use crate::random::{NoRandom, RandomSource};
 /// ```
 pub const MAX_HEADERS: usize = 64;
 
-/// The largest head the handshake parses, whatever the configuration says
-/// (offsets into it are kept as `u16`).
+/// The largest head the handshake parses, whatever the configuration says.
 ///
 /// ```
 /// use wsproto_core::handshake::{HandshakeConfig, MAX_HEAD_SIZE};
