@@ -15,15 +15,14 @@ TOP=0
 if [[ "${1:-}" == "--top" ]]; then TOP="${2:-20}"; fi
 
 rustup target add "$TARGET" >/dev/null 2>&1 || true
-sysroot="$(rustc --print sysroot)"
-tools=("$sysroot"/lib/rustlib/*/bin)
-if [[ ! -x "${tools[0]}/llvm-size" ]]; then
+host="$(rustc -vV | awk '/^host:/ { print $2 }')"
+tools="$(rustc --print sysroot)/lib/rustlib/$host/bin"
+if [[ ! -x "$tools/llvm-size" ]]; then
     rustup component add llvm-tools >/dev/null
-    tools=("$sysroot"/lib/rustlib/*/bin)
 fi
-llvm_size="${tools[0]}/llvm-size"
-llvm_nm="${tools[0]}/llvm-nm"
-llvm_objcopy="${tools[0]}/llvm-objcopy"
+llvm_size="$tools/llvm-size"
+llvm_nm="$tools/llvm-nm"
+llvm_objcopy="$tools/llvm-objcopy"
 
 cargo build -p wsproto-example-embedded --bin firmware --features firmware \
     --target "$TARGET" --profile firmware
