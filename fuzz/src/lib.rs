@@ -250,7 +250,14 @@ where
         filled += n;
         fed += n;
         loop {
-            let received = hs.receive(&mut buf[..filled]);
+            // A client reads a refusal body with `receive_body`.
+            let rejecting = hs.role() == wsproto_core::Role::Client
+                && hs.state() == wsproto_core::ConnectionState::Rejecting;
+            let received = if rejecting {
+                hs.receive_body(&mut buf[..filled])
+            } else {
+                hs.receive(&mut buf[..filled])
+            };
             let consumed = received.consumed;
             assert!(consumed <= filled, "consumed more than given");
             let progressed = match received.event {

@@ -3,7 +3,9 @@
 //! [`BufferTooSmall`] for output that does not fit.
 //!
 //! Each error names the broken rule with a `&'static str`, so no error
-//! allocates. A [`RemoteProtocolError`] also says what to send in reply: its
+//! allocates. Without the `error-text` feature (on by default) the text is
+//! left out and [`message`](RemoteProtocolError::message) is empty; errors
+//! keep their kind and their close code or HTTP status. A [`RemoteProtocolError`] also says what to send in reply: its
 //! [`event_hint`](RemoteProtocolError::event_hint) is a close frame with the
 //! right code once the connection is open, or an HTTP rejection during the
 //! opening handshake.
@@ -18,26 +20,67 @@ use crate::handshake::Headers;
 /// such as sending a message after a close frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LocalProtocolError {
+    message: Text,
+}
+
+/// The text of an error, or nothing without the `error-text` feature.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Text {
+    #[cfg(feature = "error-text")]
     message: &'static str,
+}
+
+impl Text {
+    const fn new(message: &'static str) -> Self {
+        #[cfg(not(feature = "error-text"))]
+        let _ = message;
+        Self {
+            #[cfg(feature = "error-text")]
+            message,
+        }
+    }
+
+    const fn as_str(self) -> &'static str {
+        #[cfg(feature = "error-text")]
+        {
+            self.message
+        }
+        #[cfg(not(feature = "error-text"))]
+        {
+            ""
+        }
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 impl LocalProtocolError {
     /// An error naming the rule that was broken.
     #[must_use]
     pub const fn new(message: &'static str) -> Self {
-        Self { message }
+        Self {
+            message: Text::new(message),
+        }
     }
 
-    /// What was wrong.
+    /// What was wrong (empty without the `error-text` feature).
     #[must_use]
     pub const fn message(&self) -> &'static str {
-        self.message
+        self.message.as_str()
     }
 }
 
 impl fmt::Display for LocalProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message)
+        if cfg!(feature = "error-text") {
+            f.write_str(self.message())
+        } else {
+            f.write_str("local protocol error")
+        }
     }
 }
 
@@ -59,7 +102,7 @@ pub enum ErrorHint {
 /// close it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RemoteProtocolError {
-    message: &'static str,
+    message: Text,
     hint: ErrorHint,
 }
 
@@ -73,7 +116,7 @@ impl RemoteProtocolError {
     #[must_use]
     pub const fn close(code: CloseCode, message: &'static str) -> Self {
         Self {
-            message,
+            message: Text::new(message),
             hint: ErrorHint::Close(code),
         }
     }
@@ -100,15 +143,15 @@ impl RemoteProtocolError {
     #[must_use]
     pub const fn reject(status: u16, message: &'static str) -> Self {
         Self {
-            message,
+            message: Text::new(message),
             hint: ErrorHint::Reject(status),
         }
     }
 
-    /// What was wrong.
+    /// What was wrong (empty without the `error-text` feature).
     #[must_use]
     pub const fn message(&self) -> &'static str {
-        self.message
+        self.message.as_str()
     }
 
     /// The reply the error calls for.
@@ -143,7 +186,7 @@ impl RemoteProtocolError {
         match self.hint {
             ErrorHint::Close(code) => Event::CloseConnection(CloseConnection {
                 code,
-                reason: self.message,
+                reason: self.message(),
             }),
             ErrorHint::Reject(status_code) => Event::RejectConnection(RejectConnection {
                 status_code,
@@ -160,9 +203,14 @@ impl RemoteProtocolError {
 
 impl fmt::Display for RemoteProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let message = if cfg!(feature = "error-text") {
+            self.message()
+        } else {
+            "protocol violation"
+        };
         match self.hint {
-            ErrorHint::Close(code) => write!(f, "{} (close code {code})", self.message),
-            ErrorHint::Reject(status) => write!(f, "{} (HTTP {status})", self.message),
+            ErrorHint::Close(code) => write!(f, "{message} (close code {code})"),
+            ErrorHint::Reject(status) => write!(f, "{message} (HTTP {status})"),
         }
     }
 }
@@ -225,13 +273,13 @@ impl core::error::Error for SendError {}
 #[cfg(feature = "defmt")]
 impl defmt::Format for LocalProtocolError {
     fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "LocalProtocolError({=str})", self.message)
+        defmt::write!(f, "LocalProtocolError({=str})", self.message())
     }
 }
 
 #[cfg(feature = "defmt")]
 impl defmt::Format for RemoteProtocolError {
     fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "RemoteProtocolError({=str})", self.message)
+        defmt::write!(f, "RemoteProtocolError({=str})", self.message())
     }
 }

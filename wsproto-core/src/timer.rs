@@ -18,11 +18,7 @@
 //! ```
 //! use wsproto_core::timer::{Expired, TimerConfig, Timers};
 //!
-//! let config = TimerConfig {
-//!     keepalive_interval: Some(30_000),
-//!     keepalive_timeout: Some(10_000),
-//!     ..TimerConfig::default()
-//! };
+//! let config = TimerConfig::default().keepalive(30_000, Some(10_000));
 //! let mut timers = Timers::new(config, 0);
 //! timers.handshake_done(0);
 //! assert_eq!(timers.poll_timeout(), Some(30_000));
@@ -54,6 +50,31 @@ pub struct TimerConfig {
     /// connection is dead: drop the transport and report a closure with
     /// code 1006, as when the transport ends.
     pub keepalive_timeout: Option<u64>,
+}
+
+impl TimerConfig {
+    /// Set [`handshake_timeout`](Self::handshake_timeout).
+    #[must_use]
+    pub const fn handshake_timeout(mut self, ticks: u64) -> Self {
+        self.handshake_timeout = Some(ticks);
+        self
+    }
+
+    /// Set [`close_timeout`](Self::close_timeout).
+    #[must_use]
+    pub const fn close_timeout(mut self, ticks: u64) -> Self {
+        self.close_timeout = Some(ticks);
+        self
+    }
+
+    /// Ping after `interval` ticks without input, and give up `timeout`
+    /// ticks after the ping if no pong came.
+    #[must_use]
+    pub const fn keepalive(mut self, interval: u64, timeout: Option<u64>) -> Self {
+        self.keepalive_interval = Some(interval);
+        self.keepalive_timeout = timeout;
+        self
+    }
 }
 
 /// What [`Timers::handle_timeout`] found expired.

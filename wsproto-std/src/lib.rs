@@ -476,6 +476,13 @@ impl WSConnection {
     /// Parse the next event of the opening handshake.
     fn handshake_event(&mut self) -> Option<Result<Event, RemoteProtocolError>> {
         let (consumed, event) = match &mut self.stage {
+            Stage::Client(hs) if hs.state() == ConnectionState::Rejecting => {
+                let received = hs.receive_body(&mut self.rx);
+                let event = received
+                    .event
+                    .map(|event| event.map(|event| owned_event(&event)));
+                (received.consumed, event)
+            }
             Stage::Client(hs) => owned_receive(hs, &mut self.rx),
             Stage::Server(hs) => owned_receive(hs, &mut self.rx),
             Stage::Open(_) => return None,

@@ -116,15 +116,12 @@ pub fn parse_extensions(
     value: &str,
 ) -> impl Iterator<Item = Result<ExtensionOffer<'_>, RemoteProtocolError>> + '_ {
     Splitter::new(value, b',').filter_map(|element| {
-        let element = element.trim_matches(is_ows);
+        let element = trim_ows(element);
         if element.is_empty() {
             return None;
         }
-        let (name, params) = match element.find(';') {
-            Some(i) => (&element[..i], &element[i + 1..]),
-            None => (element, ""),
-        };
-        let name = name.trim_matches(is_ows);
+        let (name, params) = split_once(element, b';').unwrap_or((element, ""));
+        let name = trim_ows(name);
         if !is_token(name) {
             return Some(Err(bad("extension name is not a token")));
         }
@@ -139,13 +136,33 @@ pub fn parse_extensions(
 /// Whether `s` is a non-empty HTTP token (RFC 7230 §3.2.6).
 #[must_use]
 pub fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.bytes().all(is_tchar)
 }
 
-fn is_ows(c: char) -> bool {
-    c == ' ' || c == '\t'
+/// A `tchar` of RFC 7230 §3.2.6.
+fn is_tchar(b: u8) -> bool {
+    matches!(b,
+        b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z'
+        | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
+        | b'`' | b'|' | b'~')
+}
+
+/// Trims optional whitespace (spaces and tabs, RFC 7230 §3.2.3).
+pub(crate) fn trim_ows(s: &str) -> &str {
+    let bytes = s.as_bytes();
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes.iter().position(|b| !is_ows(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |i| i + 1);
+    s.get(start..end).unwrap_or_default()
+}
+
+/// `s` split around the first `sep`, an ASCII byte.
+fn split_once(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == sep)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
 fn bad(message: &'static str) -> RemoteProtocolError {
@@ -153,12 +170,9 @@ fn bad(message: &'static str) -> RemoteProtocolError {
 }
 
 fn parse_param(raw: &str) -> Result<ExtensionParam<'_>, RemoteProtocolError> {
-    let raw = raw.trim_matches(is_ows);
-    let (name, value) = match raw.find('=') {
-        Some(i) => (
-            raw[..i].trim_matches(is_ows),
-            Some(raw[i + 1..].trim_matches(is_ows)),
-        ),
+    let raw = trim_ows(raw);
+    let (name, value) = match split_once(raw, b'=') {
+        Some((name, value)) => (trim_ows(name), Some(trim_ows(value))),
         None => (raw, None),
     };
     if !is_token(name) {
@@ -236,8 +250,8 @@ impl<'a> Iterator for Splitter<'a> {
             } else if b == b'"' {
                 in_quotes = !in_quotes;
             } else if !in_quotes && b == self.sep {
-                self.rest = Some(&s[i + 1..]);
-                return Some(&s[..i]);
+                self.rest = s.get(i + 1..);
+                return s.get(..i);
             }
         }
         self.rest = None;
@@ -248,6 +262,14 @@ impl<'a> Iterator for Splitter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tchar_is_rfc7230() {
+        for b in 0..=255u8 {
+            let expected = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(is_tchar(b), expected, "{b}");
+        }
+    }
 
     #[test]
     fn grammar_handles_quotes_and_whitespace() {

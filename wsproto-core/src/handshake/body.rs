@@ -6,7 +6,7 @@ use crate::error::RemoteProtocolError;
 use crate::event::RejectData;
 
 use super::fields::Source;
-use super::util::{trim_ows, trim_ows_bytes};
+use super::util::{field, trim_ows_bytes, Field};
 use super::MAX_HEADERS;
 
 /// The longest chunk-size line accepted, extensions included.
@@ -63,34 +63,51 @@ impl BodyDecoder {
         status: u16,
         headers: Source<'_>,
     ) -> Result<Self, RemoteProtocolError> {
-        let framing = if status == 204 || status == 304 {
-            Framing::Length(0)
-        } else if let Some(last) = headers.values("transfer-encoding").last() {
-            // Chunked only if it is the final coding; otherwise the body runs
-            // to the end of the stream.
-            let last = core::str::from_utf8(last)
-                .ok()
-                .and_then(|v| v.rsplit(',').next())
-                .map(trim_ows);
-            if last.is_some_and(|c| c.eq_ignore_ascii_case("chunked")) {
-                Framing::Chunked(Chunk::Size)
-            } else {
-                Framing::UntilClose
-            }
-        } else {
-            let mut length = None;
-            for value in headers.values("content-length") {
-                let value = parse_length(value).ok_or(RemoteProtocolError::protocol(
-                    "invalid Content-Length in the refusal",
-                ))?;
-                if length.is_some_and(|l| l != value) {
-                    return Err(RemoteProtocolError::protocol(
-                        "conflicting Content-Length headers in the refusal",
-                    ));
+        if status == 204 || status == 304 {
+            return Ok(Self {
+                framing: Framing::Length(0),
+                received: 0,
+            });
+        }
+        // One pass: the last Transfer-Encoding decides if there is one (the
+        // Content-Length is then ignored, even if invalid); otherwise the
+        // Content-Length headers must agree.
+        let mut chunked = None;
+        let mut length = Ok(None);
+        for header in headers.iter() {
+            match field(header.name) {
+                Some(Field::TransferEncoding) => {
+                    // Chunked only if it is the final coding; otherwise the
+                    // body runs to the end of the stream.
+                    let value = header.value;
+                    let coding = match value.iter().rposition(|&b| b == b',') {
+                        Some(comma) => value.get(comma + 1..).unwrap_or_default(),
+                        None => value,
+                    };
+                    chunked = Some(is_chunked(coding));
                 }
-                length = Some(value);
+                Some(Field::ContentLength) => {
+                    if let Ok(previous) = length {
+                        length = match parse_length(header.value) {
+                            None => Err(RemoteProtocolError::protocol(
+                                "invalid Content-Length in the refusal",
+                            )),
+                            Some(value) if previous.is_some_and(|l| l != value) => {
+                                Err(RemoteProtocolError::protocol(
+                                    "conflicting Content-Length headers in the refusal",
+                                ))
+                            }
+                            Some(value) => Ok(Some(value)),
+                        };
+                    }
+                }
+                _ => {}
             }
-            length.map_or(Framing::UntilClose, Framing::Length)
+        }
+        let framing = match chunked {
+            Some(true) => Framing::Chunked(Chunk::Size),
+            Some(false) => Framing::UntilClose,
+            None => length?.map_or(Framing::UntilClose, Framing::Length),
         };
         Ok(Self {
             framing,
@@ -359,7 +376,9 @@ mod tests {
                     Err(err) => break err,
                 }
             };
+            #[cfg(feature = "error-text")]
             assert_eq!(err.message(), "malformed chunked refusal body");
+            assert_eq!(err.close_code(), Some(crate::CloseCode::PROTOCOL_ERROR));
         }
         let mut d = dec;
         assert!(d.decode(b"41\r\n", LIMITS).1.is_err());

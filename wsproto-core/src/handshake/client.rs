@@ -6,12 +6,12 @@ use super::extensions::finalize_extensions;
 use super::fields::{Headers, Source, Tokens};
 use super::head::{write_request, RequestHead, Writer};
 use super::util::{
-    generate_accept_token, generate_nonce, has_token, is_field_value, is_request_target, trim_ows,
-    trim_ows_bytes,
+    field, generate_accept_token, generate_nonce, has_token, is_field_value, is_request_target,
+    trim_ows, trim_ows_bytes, Field,
 };
 use super::Received;
 use super::{
-    check_headers, ExtensionSet, Handshake, Negotiated, Phase, Side, MAX_HEADERS,
+    check_headers, push_name, ExtensionSet, Handshake, Negotiated, Phase, Side, MAX_HEADERS,
     RAW_OFFER_CAPACITY, SUBPROTOCOL_CAPACITY,
 };
 use crate::error::{BufferTooSmall, LocalProtocolError, RemoteProtocolError, SendError};
@@ -47,20 +47,18 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
                 "Request::target must be a request target without spaces",
             ));
         }
-        let mut protocols = heapless::String::<SUBPROTOCOL_CAPACITY>::new();
+        let mut names = heapless::String::<SUBPROTOCOL_CAPACITY>::new();
         for protocol in request.subprotocols {
             if !is_token(protocol) {
                 return Err(local("a subprotocol must be an HTTP token"));
             }
-            let fits = (protocols.is_empty() || protocols.push(',').is_ok())
-                && protocols.push_str(protocol).is_ok();
-            if !fits {
+            if !push_name(&mut names, 0, protocol) {
                 return Err(local(
                     "the subprotocols offered exceed SUBPROTOCOL_CAPACITY",
                 ));
             }
         }
-        let mut raw_offers = heapless::String::<RAW_OFFER_CAPACITY>::new();
+        let protocols_end = names.len();
         for raw in request.extensions {
             if !is_field_value(raw.as_bytes()) {
                 return Err(local(
@@ -70,10 +68,13 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
             for offer in parse_extensions(raw) {
                 let offer = offer
                     .map_err(|_| local("Request::extensions holds a malformed extension offer"))?;
-                let fits = (raw_offers.is_empty() || raw_offers.push(',').is_ok())
-                    && raw_offers.push_str(offer.name).is_ok();
-                if !fits {
-                    return Err(local("the extensions offered exceed RAW_OFFER_CAPACITY"));
+                if !push_name(&mut names, protocols_end, offer.name)
+                    || names.len() - protocols_end > RAW_OFFER_CAPACITY
+                {
+                    return Err(local(
+                        "the extensions offered exceed RAW_OFFER_CAPACITY, or share \
+                         SUBPROTOCOL_CAPACITY with the subprotocols",
+                    ));
                 }
             }
         }
@@ -104,8 +105,9 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
             .map_err(|_| local("an extension failed to write its offer"))?;
         let written = writer.len();
         self.negotiated.accept = generate_accept_token(&key);
-        self.negotiated.protocols = protocols;
-        self.negotiated.raw_offers = raw_offers;
+        self.negotiated.names = names;
+        // At most SUBPROTOCOL_CAPACITY.
+        self.negotiated.protocols_end = u16::try_from(protocols_end).unwrap_or(u16::MAX);
         self.negotiated.chosen = None;
         self.phase = Phase::AwaitingResponse;
         Ok(written)
@@ -143,11 +145,7 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
         let status = response.code.unwrap_or(0);
         let version = response.version.unwrap_or(0);
         let head = window.get(..head_len).unwrap_or(window);
-        self.record_spans(head, response.headers);
-        let source = Source::Parsed {
-            head,
-            spans: &self.spans,
-        };
+        let source = Source::Parsed { head };
         // RFC 6455 §4.1: "If the status code received from the server is not
         // 101, the client handles the response per HTTP procedures."
         if status != 101 {
@@ -164,10 +162,6 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
         }
         self.phase = Phase::Open;
         let this: &'a Self = self;
-        let source = Source::Parsed {
-            head,
-            spans: &this.spans,
-        };
         let accept = AcceptConnection {
             subprotocol: this.negotiated.subprotocol(),
             extensions: Tokens::field(source, "sec-websocket-extensions"),
@@ -194,10 +188,7 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
             Some(Err(err)) => return self.fail(err),
             None => Phase::Closed,
         };
-        let source = Source::Parsed {
-            head,
-            spans: &self.spans,
-        };
+        let source = Source::Parsed { head };
         let reject = RejectConnection {
             status_code: status,
             headers: Headers::except(source, &[]),
@@ -225,21 +216,22 @@ fn check_response<E: ExtensionSet + ?Sized>(
     let mut protocols = 0;
     let mut protocol = "";
     for header in source.iter() {
-        let (name, value) = (header.name, header.value);
-        if name.eq_ignore_ascii_case("upgrade") {
-            upgrade |= has_token(value, "websocket");
-        } else if name.eq_ignore_ascii_case("connection") {
-            connection |= has_token(value, "upgrade");
-        } else if name.eq_ignore_ascii_case("sec-websocket-accept") {
-            accepts += 1;
-            accept_matches = trim_ows_bytes(value) == negotiated.accept;
-        } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
-            protocols += 1;
-            protocol = core::str::from_utf8(value).map_or("", trim_ows);
-        } else if name.eq_ignore_ascii_case("sec-websocket-extensions")
-            && core::str::from_utf8(value).is_err()
-        {
-            return Err(fail("Sec-WebSocket-Extensions is not UTF-8"));
+        let value = header.value;
+        match field(header.name) {
+            Some(Field::Upgrade) => upgrade |= has_token(value, "websocket"),
+            Some(Field::Connection) => connection |= has_token(value, "upgrade"),
+            Some(Field::Accept) => {
+                accepts += 1;
+                accept_matches = trim_ows_bytes(value) == negotiated.accept;
+            }
+            Some(Field::Protocol) => {
+                protocols += 1;
+                protocol = core::str::from_utf8(value).map_or("", trim_ows);
+            }
+            Some(Field::Extensions) if core::str::from_utf8(value).is_err() => {
+                return Err(fail("Sec-WebSocket-Extensions is not UTF-8"));
+            }
+            _ => {}
         }
     }
     if !upgrade {
@@ -270,9 +262,12 @@ fn check_response<E: ExtensionSet + ?Sized>(
     let answers = source
         .values("sec-websocket-extensions")
         .filter_map(|value| core::str::from_utf8(value).ok());
-    let raw_offers = &negotiated.raw_offers;
+    let raw_offers = negotiated.raw_offers();
     finalize_extensions(answers, extensions, |name| {
-        raw_offers.split(',').any(|offered| offered == name)
+        raw_offers
+            .as_bytes()
+            .split(|&b| b == b',')
+            .any(|offered| offered == name.as_bytes())
     })?;
     negotiated.chosen = chosen;
     Ok(())

@@ -26,6 +26,15 @@ use crate::extension::{parse_extensions, Extension};
 /// assert_eq!(names(&NoExtensions), 0);
 /// ```
 pub trait ExtensionSet {
+    /// Storage for what a server's extensions accepted: the value of the
+    /// `Sec-WebSocket-Extensions` header it sends, kept from the request to
+    /// the response. Sets that can accept something use a
+    /// [`heapless::String`] of [`EXTENSIONS_CAPACITY`] bytes;
+    /// [`NoExtensions`] accepts nothing and keeps no storage.
+    ///
+    /// [`EXTENSIONS_CAPACITY`]: super::EXTENSIONS_CAPACITY
+    type Accepted: fmt::Write + Default + AsRef<str>;
+
     /// The number of extensions.
     fn len(&self) -> usize;
 
@@ -51,6 +60,8 @@ pub trait ExtensionSet {
 pub struct NoExtensions;
 
 impl ExtensionSet for NoExtensions {
+    type Accepted = heapless::String<0>;
+
     fn len(&self) -> usize {
         0
     }
@@ -65,6 +76,8 @@ impl ExtensionSet for NoExtensions {
 }
 
 impl<T: Extension> ExtensionSet for Option<T> {
+    type Accepted = heapless::String<{ super::EXTENSIONS_CAPACITY }>;
+
     fn len(&self) -> usize {
         usize::from(self.is_some())
     }
@@ -85,6 +98,8 @@ impl<T: Extension> ExtensionSet for Option<T> {
 }
 
 impl<T: Extension, const N: usize> ExtensionSet for [T; N] {
+    type Accepted = heapless::String<{ super::EXTENSIONS_CAPACITY }>;
+
     fn len(&self) -> usize {
         N
     }
@@ -105,6 +120,8 @@ impl<T: Extension, const N: usize> ExtensionSet for [T; N] {
 }
 
 impl ExtensionSet for [&mut dyn Extension] {
+    type Accepted = heapless::String<{ super::EXTENSIONS_CAPACITY }>;
+
     fn len(&self) -> usize {
         <[_]>::len(self)
     }
@@ -125,6 +142,8 @@ impl ExtensionSet for [&mut dyn Extension] {
 }
 
 impl<S: ExtensionSet + ?Sized> ExtensionSet for &mut S {
+    type Accepted = S::Accepted;
+
     fn len(&self) -> usize {
         (**self).len()
     }
@@ -140,6 +159,8 @@ impl<S: ExtensionSet + ?Sized> ExtensionSet for &mut S {
 
 #[cfg(feature = "alloc")]
 impl ExtensionSet for alloc::vec::Vec<alloc::boxed::Box<dyn Extension>> {
+    type Accepted = heapless::String<{ super::EXTENSIONS_CAPACITY }>;
+
     fn len(&self) -> usize {
         <[_]>::len(self)
     }
@@ -440,12 +461,16 @@ pub(crate) mod tests {
 
         let mut set = Some(Probe::new("a"));
         let err = client_extensions_handshake(["a, a"], &mut set).unwrap_err();
+        #[cfg(feature = "error-text")]
         assert_eq!(err.message(), "the server accepted an extension twice");
+        assert_eq!(err.close_code(), Some(crate::CloseCode::PROTOCOL_ERROR));
         let err = client_extensions_handshake(["z"], &mut set).unwrap_err();
+        #[cfg(feature = "error-text")]
         assert_eq!(
             err.message(),
             "the server accepted an extension the client did not offer"
         );
+        assert_eq!(err.close_code(), Some(crate::CloseCode::PROTOCOL_ERROR));
         let err = client_extensions_handshake(["a; bad"], &mut Some(Probe::new("a"))).unwrap_err();
         assert_eq!(err.close_code(), Some(crate::CloseCode::PROTOCOL_ERROR));
         assert!(finalize_extensions(["z"], &mut set, |n| n == "z").is_ok());

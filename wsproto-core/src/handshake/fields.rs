@@ -2,67 +2,29 @@
 //! [`Headers`].
 //!
 //! Each wraps either a slice the caller built (to send an event) or a head
-//! the handshake parsed, kept as offsets into the caller's buffer (a received
-//! event). Both are `Copy` and iterate in wire order.
+//! the handshake parsed, in the caller's buffer and read again when iterated
+//! (a received event). Both are `Copy` and iterate in wire order.
 
 use core::fmt;
 use core::slice;
 
-use super::util::{trim_ows, ListSplit};
+use super::util::{trim_ows, trim_ows_bytes, ListSplit};
 use crate::event::Header;
 
-/// Where a header sits in a parsed head: offsets and lengths of its name and
-/// value. Heads are at most `u16::MAX` bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Span {
-    name: (u16, u16),
-    value: (u16, u16),
-}
-
-impl Span {
-    /// The span of `name` and `value`, two subslices of `head`.
-    pub(crate) fn locate(head: &[u8], name: &[u8], value: &[u8]) -> Option<Self> {
-        Some(Self {
-            name: offset(head, name)?,
-            value: offset(head, value)?,
-        })
-    }
-
-    /// The header this span points at in `head`, if it fits there.
-    fn resolve(self, head: &[u8]) -> Option<Header<'_>> {
-        let name = core::str::from_utf8(slice_of(head, self.name)?).ok()?;
-        Some(Header::new(name, slice_of(head, self.value)?))
-    }
-}
-
-fn offset(head: &[u8], part: &[u8]) -> Option<(u16, u16)> {
-    let start = part.as_ptr().addr().checked_sub(head.as_ptr().addr())?;
-    let end = start.checked_add(part.len())?;
-    if end > head.len() {
-        return None;
-    }
-    Some((u16::try_from(start).ok()?, u16::try_from(part.len()).ok()?))
-}
-
-fn slice_of(head: &[u8], (start, len): (u16, u16)) -> Option<&[u8]> {
-    let start = usize::from(start);
-    head.get(start..start + usize::from(len))
-}
-
-/// A list of headers: a caller's slice or a parsed head.
+/// A list of headers: a caller's slice, or a head that httparse accepted,
+/// read again line by line when iterated (so nothing about it is stored).
 #[derive(Clone, Copy)]
 pub(crate) enum Source<'a> {
     Slice(&'a [Header<'a>]),
-    Parsed { head: &'a [u8], spans: &'a [Span] },
+    Parsed { head: &'a [u8] },
 }
 
 impl<'a> Source<'a> {
     pub(crate) fn iter(self) -> SourceIter<'a> {
         match self {
             Self::Slice(headers) => SourceIter::Slice(headers.iter()),
-            Self::Parsed { head, spans } => SourceIter::Parsed {
-                head,
-                spans: spans.iter(),
+            Self::Parsed { head } => SourceIter::Parsed {
+                lines: header_lines(head),
             },
         }
     }
@@ -75,12 +37,26 @@ impl<'a> Source<'a> {
     }
 }
 
+/// The header lines of `head`: after the empty lines httparse skips and the
+/// request or status line.
+fn header_lines(head: &[u8]) -> &[u8] {
+    let start = head
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(head.len());
+    let rest = head.get(start..).unwrap_or_default();
+    match rest.iter().position(|&b| b == b'\n') {
+        Some(end) => rest.get(end + 1..).unwrap_or_default(),
+        None => &[],
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) enum SourceIter<'a> {
     Slice(slice::Iter<'a, Header<'a>>),
+    /// The unread header lines of a parsed head.
     Parsed {
-        head: &'a [u8],
-        spans: slice::Iter<'a, Span>,
+        lines: &'a [u8],
     },
 }
 
@@ -90,7 +66,28 @@ impl<'a> Iterator for SourceIter<'a> {
     fn next(&mut self) -> Option<Header<'a>> {
         match self {
             Self::Slice(headers) => headers.next().copied(),
-            Self::Parsed { head, spans } => spans.find_map(|span| span.resolve(head)),
+            Self::Parsed { lines } => loop {
+                // httparse accepted the head: lines end in LF or CRLF, a
+                // name runs to the first colon, and the value is trimmed of
+                // spaces and tabs, as httparse reports it.
+                let end = lines.iter().position(|&b| b == b'\n')?;
+                let line = lines.get(..end).unwrap_or_default();
+                *lines = lines.get(end + 1..).unwrap_or_default();
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if line.is_empty() {
+                    *lines = &[];
+                    return None;
+                }
+                let Some(colon) = line.iter().position(|&b| b == b':') else {
+                    continue;
+                };
+                let (name, value) = line.split_at(colon);
+                let Ok(name) = core::str::from_utf8(name) else {
+                    continue;
+                };
+                let value = value.get(1..).unwrap_or_default();
+                return Some(Header::new(name, trim_ows_bytes(value)));
+            },
         }
     }
 }
@@ -526,26 +523,44 @@ impl<'a> Iterator for HeadersIter<'a> {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
 
-    fn parsed<'a>(head: &'a [u8], spans: &'a mut heapless::Vec<Span, 8>) -> Source<'a> {
+    fn parsed(head: &[u8]) -> Source<'_> {
+        Source::Parsed { head }
+    }
+
+    /// The headers httparse reports for `head`, and ours, agree.
+    fn same_as_httparse(head: &[u8]) {
         let mut headers = [httparse::EMPTY_HEADER; 8];
         let mut req = httparse::Request::new(&mut headers);
-        assert!(req.parse(head).unwrap().is_complete());
-        for h in req.headers.iter() {
-            spans
-                .push(Span::locate(head, h.name.as_bytes(), h.value).unwrap())
-                .unwrap();
-        }
-        Source::Parsed { head, spans }
+        let len = match req.parse(head).unwrap() {
+            httparse::Status::Complete(len) => len,
+            httparse::Status::Partial => panic!("partial head"),
+        };
+        let theirs: std::vec::Vec<_> = req
+            .headers
+            .iter()
+            .map(|h| Header::new(h.name, h.value))
+            .collect();
+        let ours: std::vec::Vec<_> = parsed(&head[..len]).iter().collect();
+        assert_eq!(ours, theirs, "{:?}", core::str::from_utf8(head));
+    }
+
+    #[test]
+    fn rescanned_headers_match_httparse() {
+        same_as_httparse(b"GET / HTTP/1.1\r\nA: 1\r\nB:2\r\n\r\n");
+        same_as_httparse(b"\r\n\nGET / HTTP/1.1\nA:  1 \t\nEmpty:\nSp: \t \n\n");
+        same_as_httparse(b"GET / HTTP/1.1\r\nX: a: b \xff\r\nY:\t\tz\r\n\r\nbody");
+        same_as_httparse(b"GET / HTTP/1.1\r\n\r\n");
     }
 
     #[test]
     fn parsed_tokens_span_several_headers() {
         let head = b"GET / HTTP/1.1\r\nX: 1\r\nsec-websocket-protocol: a, b\r\n\
                      Y: 2\r\nSec-WebSocket-Protocol: ,c\r\n\r\n";
-        let mut spans = heapless::Vec::new();
-        let source = parsed(head, &mut spans);
+        let source = parsed(head);
         let tokens = Tokens::field(source, "sec-websocket-protocol");
         assert_eq!(tokens, Tokens::new(&["a", "b", "c"]));
         assert_eq!(tokens.len(), 3);
@@ -560,16 +575,10 @@ mod tests {
     }
 
     #[test]
-    fn spans_out_of_range_are_skipped() {
-        let head = b"GET / HTTP/1.1\r\nLonger-Name: value\r\n\r\n";
-        let mut spans = heapless::Vec::new();
-        let _ = parsed(head, &mut spans);
-        // The wrong (shorter) head: nothing resolves, nothing panics.
-        let source = Source::Parsed {
-            head: b"GET",
-            spans: &spans,
-        };
-        assert!(Headers::except(source, &[]).is_empty());
-        assert!(Span::locate(b"abc", b"abcd", b"").is_none());
+    fn other_bytes_than_a_head_do_not_panic() {
+        for head in [&b"GET"[..], b"", b"\n", b"x\nno colon\n:\n\xff: v\n\n"] {
+            let _ = Headers::except(parsed(head), &[]).iter().count();
+        }
+        assert!(Headers::except(parsed(b"GET"), &[]).is_empty());
     }
 }

@@ -44,6 +44,24 @@ impl<'o> Writer<'o> {
         self.len = end;
     }
 
+    /// Writes `n` in base `radix` (10 or 16, lowercase digits), without
+    /// the weight of `core::fmt` on firmware.
+    pub(crate) fn number(&mut self, mut n: usize, radix: usize) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let radix = radix.clamp(2, 16);
+        let mut digits = [0u8; 20];
+        let mut len = 0;
+        for slot in digits.iter_mut().rev() {
+            *slot = DIGITS[(n % radix) & 15];
+            n /= radix;
+            len += 1;
+            if n == 0 {
+                break;
+            }
+        }
+        self.put(digits.get(digits.len() - len..).unwrap_or_default());
+    }
+
     pub(crate) fn header(&mut self, name: &str, value: &[u8]) {
         self.put(name.as_bytes());
         self.put(b": ");
@@ -185,8 +203,11 @@ pub(crate) fn write_reject(
     headers: Headers<'_>,
     framing: Option<Header<'_>>,
 ) {
-    // Writing to a `Writer` cannot fail.
-    let _ = write!(w, "HTTP/1.1 {status} {}\r\n", reason_phrase(status));
+    w.put(b"HTTP/1.1 ");
+    w.number(usize::from(status), 10);
+    w.put(b" ");
+    w.put(reason_phrase(status).as_bytes());
+    w.put(b"\r\n");
     for header in headers.iter().chain(framing) {
         w.header(header.name, header.value);
     }
@@ -198,7 +219,8 @@ pub(crate) fn write_reject(
 /// end the body.
 pub(crate) fn write_chunk(w: &mut Writer<'_>, data: &[u8], finished: bool) {
     if !data.is_empty() {
-        let _ = write!(w, "{:x}\r\n", data.len());
+        w.number(data.len(), 16);
+        w.put(b"\r\n");
         w.put(data);
         w.put(b"\r\n");
     }
@@ -250,6 +272,19 @@ mod tests {
         let mut out = [0u8; 10];
         assert_eq!(emit(&mut out, |w| w.put(b"0123456789")), Ok(10));
         assert_eq!(&out, b"0123456789");
+    }
+
+    #[test]
+    fn numbers_match_core_fmt() {
+        extern crate std;
+        use std::string::ToString;
+        for n in [0usize, 1, 9, 10, 15, 16, 255, 999, 4096, 65_535, usize::MAX] {
+            let mut out = [0u8; 20];
+            let len = emit(&mut out, |w| w.number(n, 10)).unwrap();
+            assert_eq!(&out[..len], n.to_string().as_bytes());
+            let len = emit(&mut out, |w| w.number(n, 16)).unwrap();
+            assert_eq!(&out[..len], std::format!("{n:x}").as_bytes());
+        }
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //! 3. feed received bytes to [`receive`](Handshake::receive) until it returns
 //!    an event, discarding the bytes it reports as consumed each time:
 //!    [`AcceptConnection`] (state [`Open`](ConnectionState::Open)), or
-//!    [`RejectConnection`] followed by [`RejectData`] chunks of the body;
+//!    [`RejectConnection`], followed by [`RejectData`] chunks of the body
+//!    read with [`receive_body`](Handshake::receive_body);
 //!    call [`receive_eof`](Handshake::receive_eof) when the peer closes the
 //!    stream;
 //! 4. [`into_connection`](Handshake::into_connection), and give the bytes
@@ -99,8 +100,13 @@
 //! [`HandshakeConfig`] bounds the head size, the header count and the size of
 //! a refusal body read by a client. Without a heap the handshake keeps what
 //! outlives the caller's buffer in fixed storage: up to
-//! [`SUBPROTOCOL_CAPACITY`] bytes of offered subprotocols, and up to
-//! [`EXTENSIONS_CAPACITY`] bytes of negotiated extensions.
+//! [`SUBPROTOCOL_CAPACITY`] bytes of offered subprotocols (shared on a
+//! client with the names of extensions offered by hand), and, for extension
+//! sets that can accept offers, up to [`EXTENSIONS_CAPACITY`] bytes of
+//! negotiated extensions ([`ExtensionSet::Accepted`]). Nothing of a received
+//! head is kept: its headers are read again from the caller's buffer. On
+//! 32-bit targets a [`Handshake`] without extensions takes at most 384 bytes
+//! (checked at compile time).
 //!
 //! [`Connection`]: crate::Connection
 //! [`RandomSource`]: crate::RandomSource
@@ -129,7 +135,7 @@ pub use util::{
 };
 
 use self::body::{BodyDecoder, BodyEncoder, BodyLimits};
-use self::fields::{Source, Span};
+use self::fields::Source;
 use crate::connection::{Config, Connection, ConnectionState, Role};
 use crate::error::{LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{Event, RejectData};
@@ -156,8 +162,7 @@ pub struct Received<'a> {
 /// ```
 pub const MAX_HEADERS: usize = 64;
 
-/// The largest head the handshake parses, whatever the configuration says
-/// (offsets into it are kept as `u16`).
+/// The largest head the handshake parses, whatever the configuration says.
 ///
 /// ```
 /// use wsproto_core::handshake::{HandshakeConfig, MAX_HEAD_SIZE};
@@ -167,7 +172,8 @@ pub const MAX_HEAD_SIZE: usize = u16::MAX as usize;
 
 /// Bytes of storage for the subprotocols a client offers (their names plus a
 /// separator each). A server refuses larger offers with 431; a client cannot
-/// send them.
+/// send them. A client keeps the names of the extensions it offers by hand
+/// in the same storage, after the subprotocols.
 ///
 /// ```
 /// use wsproto_core::event::Request;
@@ -181,15 +187,18 @@ pub const MAX_HEAD_SIZE: usize = u16::MAX as usize;
 pub const SUBPROTOCOL_CAPACITY: usize = 256;
 
 /// Bytes of storage for the `Sec-WebSocket-Extensions` value a server sends
-/// (what its extensions accepted). Beyond it the request is refused with 500.
+/// (what its extensions accepted), in the [`ExtensionSet::Accepted`] of the
+/// sets this crate implements (none for [`NoExtensions`], which accepts
+/// nothing). Beyond it the request is refused with 500.
 ///
 /// ```
 /// assert_eq!(wsproto_core::handshake::EXTENSIONS_CAPACITY, 256);
 /// ```
 pub const EXTENSIONS_CAPACITY: usize = 256;
 
-/// Bytes of storage for the names of the extensions a client offers by hand
-/// (in [`Request::extensions`](crate::event::Request::extensions)).
+/// The most bytes the names of the extensions a client offers by hand (in
+/// [`Request::extensions`](crate::event::Request::extensions)) may take, out
+/// of the [`SUBPROTOCOL_CAPACITY`] they share with the subprotocols.
 ///
 /// ```
 /// assert_eq!(wsproto_core::handshake::RAW_OFFER_CAPACITY, 128);
@@ -382,14 +391,15 @@ impl Side for Server {
 /// assert!(out[..n].ends_with(b"Sec-WebSocket-Protocol: v2\r\n\r\n"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Handshake<S = Server, E = NoExtensions> {
+pub struct Handshake<S = Server, E: ExtensionSet = NoExtensions> {
     side: S,
     extensions: E,
     config: HandshakeConfig,
     phase: Phase,
-    /// The headers of the last head received, as offsets into it.
-    spans: heapless::Vec<Span, MAX_HEADERS>,
     negotiated: Negotiated,
+    /// Server: the `Sec-WebSocket-Extensions` value to send, in storage the
+    /// extension set chooses (none for [`NoExtensions`]).
+    accepted_extensions: E::Accepted,
 }
 
 /// What the handshake keeps from heads that the caller's buffer no longer
@@ -398,34 +408,45 @@ pub struct Handshake<S = Server, E = NoExtensions> {
 struct Negotiated {
     /// The `Sec-WebSocket-Accept` the client expects, or the server sends.
     accept: [u8; 28],
-    /// The subprotocols offered, comma-separated.
-    protocols: heapless::String<SUBPROTOCOL_CAPACITY>,
-    /// The subprotocol agreed on, as a range of `protocols`.
-    chosen: Option<(usize, usize)>,
-    /// Client: the names of extensions offered by hand, comma-separated.
-    raw_offers: heapless::String<RAW_OFFER_CAPACITY>,
-    /// Server: the `Sec-WebSocket-Extensions` value to send.
-    accepted_extensions: heapless::String<EXTENSIONS_CAPACITY>,
+    /// The subprotocols offered, comma-separated, then (client) the names of
+    /// the extensions offered by hand, comma-separated.
+    names: heapless::String<SUBPROTOCOL_CAPACITY>,
+    /// Where the subprotocols end in `names`.
+    protocols_end: u16,
+    /// The subprotocol agreed on, as a range of `names`.
+    chosen: Option<(u16, u16)>,
 }
 
 impl Negotiated {
     const fn new() -> Self {
         Self {
             accept: [0; 28],
-            protocols: heapless::String::new(),
+            names: heapless::String::new(),
+            protocols_end: 0,
             chosen: None,
-            raw_offers: heapless::String::new(),
-            accepted_extensions: heapless::String::new(),
         }
     }
 
+    /// The subprotocols offered, comma-separated.
+    fn protocols(&self) -> &str {
+        self.names
+            .get(..usize::from(self.protocols_end))
+            .unwrap_or_default()
+    }
+
+    /// The names of the extensions offered by hand, comma-separated.
+    fn raw_offers(&self) -> &str {
+        let start = usize::from(self.protocols_end);
+        self.names.get(start..).unwrap_or_default()
+    }
+
     /// The range of `protocol` in the offered list.
-    fn find_protocol(&self, protocol: &str) -> Option<(usize, usize)> {
+    fn find_protocol(&self, protocol: &str) -> Option<(u16, u16)> {
         let mut start = 0;
-        for offered in self.protocols.split(',') {
+        for offered in self.protocols().as_bytes().split(|&b| b == b',') {
             let end = start + offered.len();
-            if offered == protocol && !offered.is_empty() {
-                return Some((start, end));
+            if offered == protocol.as_bytes() && !offered.is_empty() {
+                return Some((u16::try_from(start).ok()?, u16::try_from(end).ok()?));
             }
             start = end + 1;
         }
@@ -434,8 +455,18 @@ impl Negotiated {
 
     fn subprotocol(&self) -> Option<&str> {
         let (start, end) = self.chosen?;
-        self.protocols.get(start..end)
+        self.protocols().get(usize::from(start)..usize::from(end))
     }
+}
+
+/// Appends `name` to the comma-separated list in `names` that starts at
+/// `list_start`; false if it does not fit.
+fn push_name<const N: usize>(
+    names: &mut heapless::String<N>,
+    list_start: usize,
+    name: &str,
+) -> bool {
+    (names.len() == list_start || names.push(',').is_ok()) && names.push_str(name).is_ok()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -496,8 +527,8 @@ impl<S: Side> Handshake<S> {
             extensions: NoExtensions,
             config,
             phase: Phase::Idle,
-            spans: heapless::Vec::new(),
             negotiated: Negotiated::new(),
+            accepted_extensions: Default::default(),
         }
     }
 }
@@ -522,8 +553,8 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
             extensions,
             config: self.config,
             phase: self.phase,
-            spans: self.spans,
             negotiated: self.negotiated,
+            accepted_extensions: Default::default(),
         }
     }
 
@@ -631,9 +662,12 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
     /// a request) stay in `buf` for the [`Connection`]. Once the handshake is
     /// open, `receive` consumes nothing.
     ///
-    /// A received [`RejectConnection`](crate::event::RejectConnection) has an
-    /// empty `headers` slice: its headers are read from the consumed head with
-    /// [`received_headers`](Self::received_headers).
+    /// A client reads the body of a refusal (state
+    /// [`Rejecting`](ConnectionState::Rejecting) after a
+    /// [`RejectConnection`](crate::event::RejectConnection) with `has_body`)
+    /// with [`receive_body`](Self::receive_body), not with `receive`, which
+    /// consumes nothing then: a client that never reads refusal bodies links
+    /// no body decoder.
     ///
     /// ```
     /// use wsproto_core::event::Event;
@@ -658,7 +692,50 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
         let buf: &'a [u8] = buf;
         match self.phase {
             Phase::Idle if self.role() == Role::Server => self.receive_request(buf),
-            Phase::AwaitingResponse => self.receive_response(buf),
+            Phase::AwaitingResponse if self.role() == Role::Client => self.receive_response(buf),
+            Phase::Failed(err) => Received {
+                consumed: 0,
+                event: Err(err),
+            },
+            _ => Received {
+                consumed: 0,
+                event: Ok(None),
+            },
+        }
+    }
+
+    /// Client: parse the next chunk of a refusal body from the front of `buf`,
+    /// once [`receive`](Self::receive) returned a
+    /// [`RejectConnection`](crate::event::RejectConnection) with `has_body`
+    /// (state [`Rejecting`](ConnectionState::Rejecting)).
+    ///
+    /// Returns the bytes used and a [`RejectData`] chunk borrowing `buf`
+    /// (the last one has `body_finished`, after which the state is `Closed`),
+    /// `Ok(None)` when more bytes are needed, or the peer's violation. A body
+    /// delimited by the end of the stream ends with
+    /// [`receive_eof`](Self::receive_eof). In any other state nothing is
+    /// consumed and there is no event (a failed handshake repeats its error).
+    ///
+    /// ```
+    /// use wsproto_core::event::{Event, Request};
+    /// use wsproto_core::handshake::{Handshake, HandshakeConfig};
+    /// use wsproto_core::ConnectionState;
+    /// let mut hs = Handshake::client(HandshakeConfig::default(), |d: &mut [u8]| d.fill(1));
+    /// hs.send(&Request { host: "h", target: "/", ..Request::default() }.into(), &mut [0; 256])?;
+    /// let mut buf = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno".to_vec();
+    /// let r = hs.receive(&mut buf);
+    /// assert!(matches!(r.event, Ok(Some(Event::RejectConnection(ref r))) if r.has_body));
+    /// let consumed = r.consumed;
+    /// buf.drain(..consumed);
+    /// assert_eq!(hs.state(), ConnectionState::Rejecting);
+    /// let r = hs.receive_body(&mut buf);
+    /// assert!(matches!(r.event, Ok(Some(Event::RejectData(d))) if d.data == b"no" && d.body_finished));
+    /// assert_eq!(hs.state(), ConnectionState::Closed);
+    /// # Ok::<(), wsproto_core::SendError>(())
+    /// ```
+    pub fn receive_body<'a>(&'a mut self, buf: &'a mut [u8]) -> Received<'a> {
+        let buf: &'a [u8] = buf;
+        match self.phase {
             Phase::ReceivingBody(mut decoder) => {
                 let (consumed, event) = decoder.decode(buf, self.config.body_limits());
                 match event {
@@ -706,7 +783,7 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
     /// assert!(matches!(r.event, Ok(Some(Event::RejectConnection(_)))));
     /// let consumed = r.consumed;
     /// buf.drain(..consumed);
-    /// let r = hs.receive(&mut buf);
+    /// let r = hs.receive_body(&mut buf);
     /// assert!(matches!(r.event, Ok(Some(Event::RejectData(ref d))) if d.data == b"busy"));
     /// let end = hs.receive_eof()?;
     /// assert!(matches!(end, Some(Event::RejectData(d)) if d.body_finished));
@@ -869,8 +946,10 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
     /// that [`receive`](Self::receive) reported as consumed when it returned
     /// the head's event (`&buf[..consumed]`), before they are discarded.
     ///
-    /// This is how a client reads the headers of a refusal. Given other bytes,
-    /// the list holds whatever fits, or nothing.
+    /// The events' own header lists read the same bytes; this is the way to
+    /// read them again later, for instance after the event is gone. The head
+    /// is read again, nothing of it is stored: given other bytes, the list
+    /// holds whatever header lines they have, or nothing.
     ///
     /// ```
     /// use wsproto_core::event::{Event, Request};
@@ -884,13 +963,7 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
     /// ```
     #[must_use]
     pub fn received_headers<'b>(&'b self, head: &'b [u8]) -> Headers<'b> {
-        Headers::except(
-            Source::Parsed {
-                head,
-                spans: &self.spans,
-            },
-            &[],
-        )
+        Headers::except(Source::Parsed { head }, &[])
     }
 
     /// Hand over to the post-handshake [`Connection`], once the handshake
@@ -942,20 +1015,9 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
             event: Err(err),
         }
     }
-
-    /// Record the offsets of `headers` (subslices of `head`).
-    fn record_spans(&mut self, head: &[u8], headers: &[httparse::Header<'_>]) {
-        self.spans.clear();
-        for header in headers {
-            if let Some(span) = Span::locate(head, header.name.as_bytes(), header.value) {
-                // Never full: there are at most `MAX_HEADERS` headers.
-                let _ = self.spans.push(span);
-            }
-        }
-    }
 }
 
-impl<S: Side, E> fmt::Debug for Handshake<S, E> {
+impl<S: Side, E: ExtensionSet> fmt::Debug for Handshake<S, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handshake")
             .field("role", &self.side.role())
@@ -1037,11 +1099,16 @@ impl<R, E> Upgraded<R, E> {
 ///
 /// ```
 /// use wsproto_core::event::Header;
+/// use wsproto_core::error::ErrorHint;
 /// use wsproto_core::handshake::{Handshake, HandshakeConfig, UpgradeError};
 /// let mut hs = Handshake::server(HandshakeConfig::default());
 /// let err = hs.initiate_upgrade_connection(&[Header::new("Host", b"h")], "/").unwrap_err();
 /// match err {
-///     UpgradeError::Remote(err) => assert_eq!(err.message(), "the request has no `Upgrade: websocket` header"),
+///     UpgradeError::Remote(err) => {
+///         assert_eq!(err.hint(), ErrorHint::Reject(400));
+///         #[cfg(feature = "error-text")]
+///         assert_eq!(err.message(), "the request has no `Upgrade: websocket` header");
+///     }
 ///     other => panic!("{other}"),
 /// }
 /// ```
@@ -1077,3 +1144,17 @@ impl fmt::Display for UpgradeError {
 }
 
 impl core::error::Error for UpgradeError {}
+
+// The firmware budget: a handshake without extensions fits in 384 bytes on
+// 32-bit targets (checked by the thumbv7em build).
+#[cfg(target_pointer_width = "32")]
+const _: () = {
+    assert!(
+        core::mem::size_of::<Handshake<Server>>() <= 384,
+        "a server Handshake exceeds 384 bytes"
+    );
+    assert!(
+        core::mem::size_of::<Handshake<Client<NoRandom>>>() <= 384,
+        "a client Handshake exceeds 384 bytes"
+    );
+};

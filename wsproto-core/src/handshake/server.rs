@@ -7,12 +7,13 @@ use super::extensions::server_extensions_handshake;
 use super::fields::{Headers, Source, Tokens};
 use super::head::{emit, write_accept, write_chunk, write_reject, AcceptHead};
 use super::util::{
-    generate_accept_token, has_token, is_valid_key, trim_ows, trim_ows_bytes, ListSplit,
+    field, generate_accept_token, has_token, is_valid_key, trim_ows, trim_ows_bytes, Field,
+    ListSplit,
 };
 use super::Received;
 use super::{
-    check_headers, ExtensionSet, Handshake, Negotiated, Phase, Server, Side, UpgradeError,
-    MAX_HEADERS,
+    check_headers, push_name, ExtensionSet, Handshake, Negotiated, Phase, Server, Side,
+    UpgradeError, MAX_HEADERS,
 };
 use crate::error::{LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{AcceptConnection, Event, Header, RejectConnection, RejectData, Request};
@@ -69,20 +70,16 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
         }
         let target = request.path.unwrap_or("");
         let head = window.get(..head_len).unwrap_or(window);
-        self.record_spans(head, request.headers);
-        let source = Source::Parsed {
-            head,
-            spans: &self.spans,
-        };
-        if let Err(err) = check_request(source, &mut self.extensions, &mut self.negotiated) {
+        let source = Source::Parsed { head };
+        if let Err(err) = check_request(
+            source,
+            &mut self.extensions,
+            &mut self.negotiated,
+            &mut self.accepted_extensions,
+        ) {
             return self.fail(err);
         }
         self.phase = Phase::RequestReceived;
-        let this: &'a Self = self;
-        let source = Source::Parsed {
-            head,
-            spans: &this.spans,
-        };
         Received {
             consumed: head_len,
             event: Ok(Some(Event::Request(request_event(source, target)))),
@@ -122,7 +119,7 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
         let head = AcceptHead {
             accept: &self.negotiated.accept,
             subprotocol: accept.subprotocol,
-            negotiated: &self.negotiated.accepted_extensions,
+            negotiated: self.accepted_extensions.as_ref(),
             raw_extensions: accept.extensions,
             extra_headers: accept.extra_headers,
         };
@@ -296,9 +293,13 @@ impl<E: ExtensionSet> Handshake<Server, E> {
         if self.phase != Phase::Idle {
             return Err(LocalProtocolError::new("the handshake already has a request").into());
         }
-        self.spans.clear();
         let source = Source::Slice(headers);
-        if let Err(err) = check_request(source, &mut self.extensions, &mut self.negotiated) {
+        if let Err(err) = check_request(
+            source,
+            &mut self.extensions,
+            &mut self.negotiated,
+            &mut self.accepted_extensions,
+        ) {
             self.phase = Phase::Failed(err);
             return Err(err.into());
         }
@@ -330,6 +331,7 @@ fn check_request<E: ExtensionSet + ?Sized>(
     source: Source<'_>,
     extensions: &mut E,
     negotiated: &mut Negotiated,
+    accepted: &mut E::Accepted,
 ) -> Result<(), RemoteProtocolError> {
     let bad = |message| RemoteProtocolError::reject(400, message);
     let mut hosts = 0;
@@ -339,44 +341,49 @@ fn check_request<E: ExtensionSet + ?Sized>(
     let mut key: &[u8] = b"";
     let mut version = None;
     for header in source.iter() {
-        let (name, value) = (header.name, header.value);
-        if name.eq_ignore_ascii_case("host") {
-            hosts += 1;
-            if core::str::from_utf8(value).is_err() {
-                return Err(bad("the Host header is not UTF-8"));
+        let value = header.value;
+        match field(header.name) {
+            Some(Field::Host) => {
+                hosts += 1;
+                if core::str::from_utf8(value).is_err() {
+                    return Err(bad("the Host header is not UTF-8"));
+                }
             }
-        } else if name.eq_ignore_ascii_case("upgrade") {
             // Item 3: an Upgrade header containing "websocket".
-            upgrade |= has_token(value, "websocket");
-        } else if name.eq_ignore_ascii_case("connection") {
+            Some(Field::Upgrade) => upgrade |= has_token(value, "websocket"),
             // Item 4: a Connection header containing the token "Upgrade".
-            connection |= has_token(value, "upgrade");
-        } else if name.eq_ignore_ascii_case("sec-websocket-key") {
-            keys += 1;
-            key = trim_ows_bytes(value);
-        } else if name.eq_ignore_ascii_case("sec-websocket-version") {
-            let is_13 = trim_ows_bytes(value) == b"13";
-            version = Some(version.unwrap_or(true) && is_13);
-        } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
-            let tokens = core::str::from_utf8(value)
-                .map(|value| ListSplit::new(value).all(is_token))
-                .unwrap_or(false);
-            if !tokens {
-                return Err(bad("Sec-WebSocket-Protocol is not a list of tokens"));
+            Some(Field::Connection) => connection |= has_token(value, "upgrade"),
+            Some(Field::Key) => {
+                keys += 1;
+                key = trim_ows_bytes(value);
             }
-        } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
-            let well_formed = core::str::from_utf8(value)
-                .map(|value| parse_extensions(value).all(|offer| offer.is_ok()))
-                .unwrap_or(false);
-            if !well_formed {
-                return Err(bad("malformed Sec-WebSocket-Extensions"));
+            Some(Field::Version) => {
+                let is_13 = trim_ows_bytes(value) == b"13";
+                version = Some(version.unwrap_or(true) && is_13);
             }
-        } else if name.eq_ignore_ascii_case("content-length") {
-            if parse_length(value) != Some(0) {
+            Some(Field::Protocol) => {
+                let tokens = core::str::from_utf8(value)
+                    .map(|value| ListSplit::new(value).all(is_token))
+                    .unwrap_or(false);
+                if !tokens {
+                    return Err(bad("Sec-WebSocket-Protocol is not a list of tokens"));
+                }
+            }
+            Some(Field::Extensions) => {
+                let well_formed = core::str::from_utf8(value)
+                    .map(|value| parse_extensions(value).all(|offer| offer.is_ok()))
+                    .unwrap_or(false);
+                if !well_formed {
+                    return Err(bad("malformed Sec-WebSocket-Extensions"));
+                }
+            }
+            Some(Field::ContentLength) if parse_length(value) != Some(0) => {
                 return Err(bad("an opening request has no body"));
             }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(bad("an opening request has no body"));
+            Some(Field::TransferEncoding) => {
+                return Err(bad("an opening request has no body"));
+            }
+            _ => {}
         }
     }
     // Item 2: a Host header.
@@ -409,22 +416,26 @@ fn check_request<E: ExtensionSet + ?Sized>(
         return Err(bad("Sec-WebSocket-Key is not 16 bytes in base64"));
     }
     negotiated.accept = generate_accept_token(key);
-    negotiated.protocols.clear();
+    negotiated.names.clear();
     negotiated.chosen = None;
     for protocol in Tokens::field(source, "sec-websocket-protocol") {
-        let fits = (negotiated.protocols.is_empty() || negotiated.protocols.push(',').is_ok())
-            && negotiated.protocols.push_str(protocol).is_ok();
-        if !fits {
+        if !push_name(&mut negotiated.names, 0, protocol) {
             return Err(RemoteProtocolError::reject(
                 431,
                 "the subprotocols offered exceed the handshake's storage",
             ));
         }
     }
-    negotiated.accepted_extensions.clear();
-    let offers = source
-        .values("sec-websocket-extensions")
-        .filter_map(|value| core::str::from_utf8(value).ok());
-    server_extensions_handshake(offers, extensions, &mut negotiated.accepted_extensions)?;
+    // At most SUBPROTOCOL_CAPACITY.
+    negotiated.protocols_end = u16::try_from(negotiated.names.len()).unwrap_or(u16::MAX);
+    *accepted = E::Accepted::default();
+    // Without extensions every offer is declined (their syntax was checked
+    // above), so there is nothing to negotiate.
+    if !extensions.is_empty() {
+        let offers = source
+            .values("sec-websocket-extensions")
+            .filter_map(|value| core::str::from_utf8(value).ok());
+        server_extensions_handshake(offers, extensions, accepted)?;
+    }
     Ok(())
 }

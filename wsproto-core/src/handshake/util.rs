@@ -2,9 +2,6 @@
 //! client's nonce, the server's accept token, and comma-separated header
 //! lists.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-
 use crate::random::RandomSource;
 
 /// The GUID a server appends to the client's key before hashing it
@@ -36,8 +33,7 @@ pub fn generate_nonce<R: RandomSource + ?Sized>(rng: &mut R) -> [u8; 24] {
     let mut raw = [0u8; 16];
     rng.fill(&mut raw);
     let mut nonce = [0u8; 24];
-    // 16 bytes always encode to exactly 24 with padding.
-    let _ = STANDARD.encode_slice(raw, &mut nonce);
+    base64_encode(&raw, &mut nonce);
     nonce
 }
 
@@ -56,13 +52,9 @@ pub fn generate_nonce<R: RandomSource + ?Sized>(rng: &mut R) -> [u8; 24] {
 /// ```
 #[must_use]
 pub fn generate_accept_token(key: &[u8]) -> [u8; 28] {
-    let mut sha1 = sha1_smol::Sha1::new();
-    sha1.update(key);
-    sha1.update(WEBSOCKET_GUID.as_bytes());
-    let digest = sha1.digest().bytes();
+    let digest = sha1(&[key, WEBSOCKET_GUID.as_bytes()]);
     let mut token = [0u8; 28];
-    // 20 bytes always encode to exactly 28 with padding.
-    let _ = STANDARD.encode_slice(digest, &mut token);
+    base64_encode(&digest, &mut token);
     token
 }
 
@@ -133,9 +125,47 @@ impl<'a> Iterator for ListSplit<'a> {
     }
 }
 
+/// A header the handshake checks itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Field {
+    Host,
+    Upgrade,
+    Connection,
+    Key,
+    Version,
+    Accept,
+    Protocol,
+    Extensions,
+    ContentLength,
+    TransferEncoding,
+}
+
+/// The names of the [`Field`]s, compared ASCII case-insensitively.
+const FIELDS: [(&str, Field); 10] = [
+    ("host", Field::Host),
+    ("upgrade", Field::Upgrade),
+    ("connection", Field::Connection),
+    ("sec-websocket-key", Field::Key),
+    ("sec-websocket-version", Field::Version),
+    ("sec-websocket-accept", Field::Accept),
+    ("sec-websocket-protocol", Field::Protocol),
+    ("sec-websocket-extensions", Field::Extensions),
+    ("content-length", Field::ContentLength),
+    ("transfer-encoding", Field::TransferEncoding),
+];
+
+/// Which checked header `name` is, if any: one table lookup instead of a
+/// comparison per name at each call site.
+pub(crate) fn field(name: &str) -> Option<Field> {
+    FIELDS
+        .iter()
+        .find(|(known, _)| name.eq_ignore_ascii_case(known))
+        .map(|&(_, field)| field)
+}
+
 /// Trims optional whitespace (spaces and tabs, RFC 7230 §3.2.3).
 pub(crate) fn trim_ows(s: &str) -> &str {
-    s.trim_matches(|c| c == ' ' || c == '\t')
+    crate::extension::trim_ows(s)
 }
 
 /// Trims optional whitespace from raw bytes.
@@ -172,18 +202,143 @@ pub(crate) fn is_request_target(target: &str) -> bool {
     !target.is_empty() && target.bytes().all(|b| b > 0x20 && b != 0x7f)
 }
 
-/// Decodes a `Sec-WebSocket-Key` and checks that it holds exactly 16 bytes
-/// (RFC 6455 §4.1, §4.2.1).
+/// Whether a `Sec-WebSocket-Key` is the base64 of exactly 16 bytes
+/// (RFC 6455 §4.1, §4.2.1), in canonical form: 22 characters of the
+/// alphabet of RFC 4648 §4, the last with its 4 unused bits zero, then `==`.
 pub(crate) fn is_valid_key(key: &[u8]) -> bool {
-    if key.len() != 24 {
+    let [body @ .., last, b'=', b'='] = key else {
         return false;
+    };
+    key.len() == 24
+        && body.iter().all(|&b| sextet(b).is_some())
+        && sextet(*last).is_some_and(|value| value & 0x0f == 0)
+}
+
+/// The base64 alphabet of RFC 4648 §4.
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// The value of a base64 character.
+fn sextet(c: u8) -> Option<u8> {
+    match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
     }
-    let mut raw = [0u8; 18];
-    matches!(STANDARD.decode_slice(key, &mut raw), Ok(16))
+}
+
+/// Base64 with padding (RFC 4648 §4) of `input` into `out`, which holds
+/// `4 * ceil(input.len() / 3)` bytes.
+fn base64_encode(input: &[u8], out: &mut [u8]) {
+    for (chunk, quad) in input.chunks(3).zip(out.chunks_exact_mut(4)) {
+        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+        let bits = byte(0) << 16 | byte(1) << 8 | byte(2);
+        for (i, c) in quad.iter_mut().enumerate() {
+            *c = if i <= chunk.len() {
+                BASE64[(bits >> (18 - 6 * i)) as usize & 63]
+            } else {
+                b'='
+            };
+        }
+    }
+}
+
+/// SHA-1 (FIPS 180-4 §6.1) of the concatenation of `parts`. RFC 6455 uses
+/// it only to prove the server read the key, not for security; a rolled
+/// loop keeps firmware small.
+fn sha1(parts: &[&[u8]]) -> [u8; 20] {
+    let mut hasher = Sha1 {
+        state: [
+            0x6745_2301,
+            0xefcd_ab89,
+            0x98ba_dcfe,
+            0x1032_5476,
+            0xc3d2_e1f0,
+        ],
+        block: [0; 64],
+        len: 0,
+    };
+    for part in parts {
+        for &byte in *part {
+            hasher.push(byte);
+        }
+    }
+    // Padding (§5.1.1): 0x80, zeros up to 56 mod 64, the length in bits.
+    let bits = hasher.len.wrapping_mul(8);
+    hasher.push(0x80);
+    while hasher.len % 64 != 56 {
+        hasher.push(0);
+    }
+    for byte in bits.to_be_bytes() {
+        hasher.push(byte);
+    }
+    let mut digest = [0u8; 20];
+    for (out, word) in digest.chunks_exact_mut(4).zip(hasher.state) {
+        out.copy_from_slice(&word.to_be_bytes());
+    }
+    digest
+}
+
+/// A SHA-1 computation under way.
+struct Sha1 {
+    state: [u32; 5],
+    block: [u8; 64],
+    /// Bytes pushed so far.
+    len: u64,
+}
+
+impl Sha1 {
+    fn push(&mut self, byte: u8) {
+        let at = (self.len % 64) as usize;
+        self.block[at & 63] = byte;
+        self.len = self.len.wrapping_add(1);
+        if at == 63 {
+            sha1_block(&mut self.state, &self.block);
+        }
+    }
+}
+
+/// The SHA-1 compression function over one 64-byte block.
+fn sha1_block(state: &mut [u32; 5], block: &[u8; 64]) {
+    let mut w = [0u32; 16];
+    for (word, bytes) in w.iter_mut().zip(block.chunks_exact(4)) {
+        *word = bytes.iter().fold(0, |acc, &b| acc << 8 | u32::from(b));
+    }
+    let [mut a, mut b, mut c, mut d, mut e] = *state;
+    for t in 0..80 {
+        if t >= 16 {
+            let x = w[(t + 13) & 15] ^ w[(t + 8) & 15] ^ w[(t + 2) & 15] ^ w[t & 15];
+            w[t & 15] = x.rotate_left(1);
+        }
+        let (f, k) = match t / 20 {
+            0 => ((b & c) | (!b & d), 0x5a82_7999),
+            1 => (b ^ c ^ d, 0x6ed9_eba1),
+            2 => ((b & c) | (b & d) | (c & d), 0x8f1b_bcdc),
+            _ => (b ^ c ^ d, 0xca62_c1d6),
+        };
+        let temp = a
+            .rotate_left(5)
+            .wrapping_add(f)
+            .wrapping_add(e)
+            .wrapping_add(k)
+            .wrapping_add(w[t & 15]);
+        e = d;
+        d = c;
+        c = b.rotate_left(30);
+        b = a;
+        a = temp;
+    }
+    for (word, add) in state.iter_mut().zip([a, b, c, d, e]) {
+        *word = word.wrapping_add(add);
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
 
     #[test]
@@ -217,6 +372,54 @@ mod tests {
         assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25jZQ=!"));
         assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25jZQ"));
         assert!(!is_valid_key(b""));
+    }
+
+    #[test]
+    fn sha1_and_base64_match_reference_crates() {
+        use base64::Engine as _;
+        let reference = base64::engine::general_purpose::STANDARD;
+        // FIPS 180-4 examples, then every length around the block edges.
+        assert_eq!(
+            sha1(&[b"abc"]),
+            sha1_smol::Sha1::from(b"abc").digest().bytes()
+        );
+        let data: [u8; 200] = core::array::from_fn(|i| (i * 7 + 3) as u8);
+        for len in 0..data.len() {
+            for split in [0, len / 3, len] {
+                let (a, b) = data[..len].split_at(split);
+                let expected = sha1_smol::Sha1::from(&data[..len]).digest().bytes();
+                assert_eq!(sha1(&[a, b]), expected, "{len} {split}");
+            }
+            let mut out = [0u8; 268];
+            let n = len.div_ceil(3) * 4;
+            base64_encode(&data[..len], &mut out[..n]);
+            assert_eq!(
+                out[..n],
+                *reference.encode(&data[..len]).as_bytes(),
+                "{len}"
+            );
+        }
+        // Every key of 16 bytes is valid; each character changed is judged
+        // as the reference decoder judges it.
+        for seed in 0..64u8 {
+            let raw: [u8; 16] = core::array::from_fn(|i| seed.wrapping_mul(31) ^ (i as u8 * 17));
+            let key = reference.encode(raw);
+            assert!(is_valid_key(key.as_bytes()));
+            for pos in 0..24 {
+                for c in [b'A', b'Q', b'R', b'z', b'+', b'/', b'=', b'-', b'!'] {
+                    let mut bad = key.clone().into_bytes();
+                    bad[pos] = c;
+                    let mut decoded = [0u8; 18];
+                    let expected = matches!(reference.decode_slice(&bad, &mut decoded), Ok(16));
+                    assert_eq!(
+                        is_valid_key(&bad),
+                        expected,
+                        "{:?}",
+                        std::str::from_utf8(&bad)
+                    );
+                }
+            }
+        }
     }
 
     #[test]
