@@ -186,7 +186,7 @@ impl Receiver {
                 }
                 self.start_message(config, &header)?;
                 // The carried bytes move up to sit right before the payload.
-                buf.copy_within(..carry, used);
+                move_carry(buf, carry, used);
                 (used, PayloadCursor::new(&header))
             }
         };
@@ -384,6 +384,19 @@ pub(crate) enum Progress<'b> {
     Needs(Needed),
 }
 
+/// Move the `carry` (at most 3) bytes at the front of `buf` to `to`, byte
+/// by byte, last first: the places may overlap, and a move this short needs
+/// no memmove.
+fn move_carry(buf: &mut [u8], carry: usize, to: usize) {
+    let [a, b, c] = [0, 1, 2].map(|i| buf.get(i).copied().unwrap_or(0));
+    let moved = [a, b, c];
+    for (i, byte) in moved.into_iter().enumerate().take(carry).rev() {
+        if let Some(slot) = buf.get_mut(to + i) {
+            *slot = byte;
+        }
+    }
+}
+
 /// A control frame whose header of `used` bytes sits behind `carry`
 /// carried bytes: taken only when it is whole in `buf` (§5.5).
 fn control_frame<'b>(
@@ -401,12 +414,11 @@ fn control_frame<'b>(
     };
     PayloadCursor::new(header).unmask(payload);
     if carry != 0 {
-        // Move the payload down over the header and the carried bytes up
-        // behind it, in front of what follows the frame.
-        let mut carried = [0u8; 4];
-        carried[..carry].copy_from_slice(&buf[..carry]);
-        buf.copy_within(start..end, used);
-        buf[end - carry..end].copy_from_slice(&carried[..carry]);
+        // Rotate the carried bytes past the frame, in front of what follows
+        // it: three reversals (no memmove is linked for this rare case).
+        buf[..carry].reverse();
+        buf[carry..end].reverse();
+        buf[..end].reverse();
     }
     // The payload ends where the consumed bytes end, as for data.
     let consumed = end - carry;

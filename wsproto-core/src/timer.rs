@@ -192,7 +192,9 @@ impl Timers {
                 // Without a timeout, the next ping after another interval.
                 None => {
                     self.awaiting_pong = false;
-                    self.config.keepalive_interval.map(|i| now.saturating_add(i))
+                    self.config
+                        .keepalive_interval
+                        .map(|i| now.saturating_add(i))
                 }
             };
             return Some(Expired::PingDue);

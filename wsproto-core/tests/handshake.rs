@@ -10,10 +10,10 @@ use wsproto_core::event::{
     AcceptConnection, Event, Header, RejectConnection, RejectData, Request, TextMessage,
 };
 use wsproto_core::extension::{Extension, ExtensionOffer};
+use wsproto_core::handshake::Received;
 use wsproto_core::handshake::{
     Client, ExtensionSet, Handshake, HandshakeConfig, Headers, Side, Tokens, UpgradeError,
 };
-use wsproto_core::handshake::Received;
 use wsproto_core::{ConnectionState, RemoteProtocolError, Role, SendError};
 
 // ---------------------------------------------------------------------------

@@ -80,62 +80,39 @@ struct Tally {
     text: usize,
     binary: usize,
     pongs: usize,
-    close: Option<CloseCode>,
 }
 
 /// Feeds `len` received bytes of `inbox` to `conn`, answering pings and
-/// close frames into `out`; returns how many reply bytes were written.
-fn pump<R: RandomSource>(
-    conn: &mut Connection<R>,
-    inbox: &mut [u8],
-    len: usize,
-    out: &mut [u8],
-    tally: &mut Tally,
-) -> usize {
+/// close frames into `out`; returns how many reply bytes were written. The
+/// event borrows `inbox` only, so the reply goes out while it is alive.
+fn pump(conn: &mut Conn, inbox: &mut [u8], len: usize, out: &mut [u8], tally: &mut Tally) -> usize {
     let mut start = 0;
     let mut written = 0;
     while start < len {
         let received = conn.receive(&mut inbox[start..len]);
-        let consumed = received.consumed;
-        let mut pong = [0u8; 125];
-        let mut reply = None;
-        match received.event {
+        let event = match received.event {
+            Ok(Some(event)) => event,
             Ok(None) => break,
-            Ok(Some(Event::TextMessage(m))) => tally.text += m.data.len(),
-            Ok(Some(Event::BytesMessage(m))) => tally.binary += m.data.len(),
-            Ok(Some(Event::Ping(p))) => {
-                let n = p.payload.len().min(pong.len());
-                pong[..n].copy_from_slice(&p.payload[..n]);
-                reply = Some(n);
-            }
-            Ok(Some(Event::Pong(_))) => tally.pongs += 1,
-            Ok(Some(Event::CloseConnection(c))) => tally.close = Some(c.code),
-            Ok(Some(_)) => {}
             Err(err) => halt(u32::from(err.close_code().map_or(0, |c| c.as_u16()))),
+        };
+        match &event {
+            Event::TextMessage(m) => tally.text += m.data.len(),
+            Event::BytesMessage(m) => tally.binary += m.data.len(),
+            Event::Pong(_) => tally.pongs += 1,
+            _ => {}
         }
-        start += consumed;
-        if let Some(n) = reply {
-            let pong: Event<'_> = Pong {
-                payload: &pong[..n],
-            }
-            .into();
-            written += send(conn, &pong, &mut out[written..]);
+        if let Some(reply) = conn.reply_to(&event) {
+            written += send(conn, &reply, &mut out[written..]);
         }
-        if let Some(code) = tally.close.take() {
-            if conn.state() == ConnectionState::RemoteClosing {
-                written += send(
-                    conn,
-                    &CloseConnection::new(code).into(),
-                    &mut out[written..],
-                );
-            }
-            tally.close = Some(code);
-        }
+        start += received.consumed;
     }
     written
 }
 
-fn send<R: RandomSource>(conn: &mut Connection<R>, event: &Event<'_>, out: &mut [u8]) -> usize {
+/// Both ends use one connection type, so their code is compiled once.
+type Conn = Connection<Trng>;
+
+fn send(conn: &mut Conn, event: &Event<'_>, out: &mut [u8]) -> usize {
     match conn.send(event, out) {
         Ok(n) => n,
         Err(_) => halt(2),
@@ -179,7 +156,7 @@ fn main() -> ! {
         Err(_) => halt(7),
     };
     let mut server = match server.into_connection() {
-        Ok(upgraded) => upgraded.connection,
+        Ok(upgraded) => upgraded.connection.with_random_source(Trng),
         Err(_) => halt(8),
     };
 
