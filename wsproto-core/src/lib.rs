@@ -31,6 +31,7 @@ pub mod event;
 pub mod extension;
 pub mod frame;
 pub mod handshake;
+mod list;
 mod message;
 pub mod random;
 mod role;

@@ -18,6 +18,7 @@
 use core::fmt;
 
 use crate::error::RemoteProtocolError;
+use crate::list::{list, split_first, trim_ows, Split};
 
 #[cfg(feature = "deflate")]
 pub mod deflate;
@@ -87,7 +88,7 @@ impl<'a> ExtensionOffer<'a> {
     pub fn params(
         &self,
     ) -> impl Iterator<Item = Result<ExtensionParam<'a>, RemoteProtocolError>> + 'a {
-        Splitter::new(self.params, b';').map(parse_param)
+        Split::new(self.params, b';').map(parse_param)
     }
 
     /// Whether every parameter is well formed.
@@ -115,22 +116,31 @@ impl<'a> ExtensionOffer<'a> {
 pub fn parse_extensions(
     value: &str,
 ) -> impl Iterator<Item = Result<ExtensionOffer<'_>, RemoteProtocolError>> + '_ {
-    Splitter::new(value, b',').filter_map(|element| {
-        let element = trim_ows(element);
-        if element.is_empty() {
-            return None;
-        }
-        let (name, params) = split_once(element, b';').unwrap_or((element, ""));
-        let name = trim_ows(name);
-        if !is_token(name) {
-            return Some(Err(bad("extension name is not a token")));
-        }
-        let offer = ExtensionOffer { name, params };
-        if !offer.is_well_formed() {
-            return Some(Err(bad("malformed extension parameter")));
-        }
-        Some(Ok(offer))
-    })
+    list(value).map(parse_offer)
+}
+
+/// Whether every element of a `Sec-WebSocket-Extensions` value is well
+/// formed.
+pub(crate) fn is_extension_list(value: &str) -> bool {
+    parse_extensions(value).all(|offer| offer.is_ok())
+}
+
+/// One element of an extension list: a name, then parameters after `;`.
+#[inline(never)]
+fn parse_offer(element: &str) -> Result<ExtensionOffer<'_>, RemoteProtocolError> {
+    let (name, params) = split_first(element, b';');
+    let name = trim_ows(name);
+    if !is_token(name) {
+        return Err(bad("extension name is not a token"));
+    }
+    let offer = ExtensionOffer {
+        name,
+        params: params.unwrap_or_default(),
+    };
+    if !offer.is_well_formed() {
+        return Err(bad("malformed extension parameter"));
+    }
+    Ok(offer)
 }
 
 /// Whether `s` is a non-empty HTTP token (RFC 7230 §3.2.6).
@@ -147,34 +157,13 @@ fn is_tchar(b: u8) -> bool {
         | b'`' | b'|' | b'~')
 }
 
-/// Trims optional whitespace (spaces and tabs, RFC 7230 §3.2.3).
-pub(crate) fn trim_ows(s: &str) -> &str {
-    let bytes = s.as_bytes();
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = bytes.iter().position(|b| !is_ows(b)).unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !is_ows(b))
-        .map_or(start, |i| i + 1);
-    s.get(start..end).unwrap_or_default()
-}
-
-/// `s` split around the first `sep`, an ASCII byte.
-fn split_once(s: &str, sep: u8) -> Option<(&str, &str)> {
-    let i = s.bytes().position(|b| b == sep)?;
-    Some((s.get(..i)?, s.get(i + 1..)?))
-}
-
 fn bad(message: &'static str) -> RemoteProtocolError {
     RemoteProtocolError::reject(400, message)
 }
 
 fn parse_param(raw: &str) -> Result<ExtensionParam<'_>, RemoteProtocolError> {
-    let raw = trim_ows(raw);
-    let (name, value) = match split_once(raw, b'=') {
-        Some((name, value)) => (trim_ows(name), Some(trim_ows(value))),
-        None => (raw, None),
-    };
+    let (name, value) = split_first(raw, b'=');
+    let (name, value) = (trim_ows(name), value.map(trim_ows));
     if !is_token(name) {
         return Err(bad("extension parameter name is not a token"));
     }
@@ -218,45 +207,6 @@ fn parse_param(raw: &str) -> Result<ExtensionParam<'_>, RemoteProtocolError> {
         value: Some(value),
         quoted_with_escapes: false,
     })
-}
-
-/// Splits on a separator byte outside quoted-strings.
-struct Splitter<'a> {
-    rest: Option<&'a str>,
-    sep: u8,
-}
-
-impl<'a> Splitter<'a> {
-    fn new(s: &'a str, sep: u8) -> Self {
-        Self {
-            rest: if s.is_empty() { None } else { Some(s) },
-            sep,
-        }
-    }
-}
-
-impl<'a> Iterator for Splitter<'a> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
-        let s = self.rest?;
-        let mut in_quotes = false;
-        let mut escaped = false;
-        for (i, b) in s.bytes().enumerate() {
-            if escaped {
-                escaped = false;
-            } else if in_quotes && b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_quotes = !in_quotes;
-            } else if !in_quotes && b == self.sep {
-                self.rest = s.get(i + 1..);
-                return s.get(..i);
-            }
-        }
-        self.rest = None;
-        Some(s)
-    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@ use crate::error::RemoteProtocolError;
 use crate::event::RejectData;
 
 use super::fields::Source;
-use super::util::{field, trim_ows_bytes, Field};
+use super::util::{field, Field};
 use super::MAX_HEADERS;
+use crate::list::trim_ows_bytes;
 
 /// The longest chunk-size line accepted, extensions included.
 const MAX_CHUNK_LINE: usize = 1024;

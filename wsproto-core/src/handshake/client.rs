@@ -6,8 +6,7 @@ use super::extensions::finalize_extensions;
 use super::fields::{Headers, Source, Tokens};
 use super::head::{write_request, RequestHead, Writer};
 use super::util::{
-    field, generate_accept_token, generate_nonce, has_token, is_field_value, is_request_target,
-    trim_ows, trim_ows_bytes, Field,
+    field, generate_accept_token, generate_nonce, is_field_value, is_request_target, Field,
 };
 use super::Received;
 use super::{
@@ -17,6 +16,7 @@ use super::{
 use crate::error::{BufferTooSmall, LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{AcceptConnection, Event, RejectConnection, Request};
 use crate::extension::{is_token, parse_extensions};
+use crate::list::{has_token, trim_ows, trim_ows_bytes};
 
 /// The response headers an [`AcceptConnection`] reports in its own fields
 /// or checks away, rather than in `extra_headers` (as in the Python library).

@@ -8,8 +8,8 @@
 use core::fmt;
 use core::slice;
 
-use super::util::{trim_ows, trim_ows_bytes, ListSplit};
 use crate::event::Header;
+use crate::list::{list, trim_ows, trim_ows_bytes, List};
 
 /// A list of headers: a caller's slice, or a head that httparse accepted,
 /// read again line by line when iterated (so nothing about it is stored).
@@ -164,7 +164,7 @@ impl<'a> Tokens<'a> {
                 TokensRepr::Field { source, name } => TokensIterRepr::Field {
                     headers: source.iter(),
                     name,
-                    current: ListSplit::new(""),
+                    current: list(""),
                 },
             },
         }
@@ -295,7 +295,7 @@ enum TokensIterRepr<'a> {
     Field {
         headers: SourceIter<'a>,
         name: &'static str,
-        current: ListSplit<'a>,
+        current: List<'a>,
     },
 }
 
@@ -316,7 +316,7 @@ impl<'a> Iterator for TokensIter<'a> {
                 let header = headers.find(|h| h.name.eq_ignore_ascii_case(name))?;
                 // Values were checked to be UTF-8 when the head was accepted;
                 // anything else is skipped rather than trusted.
-                *current = ListSplit::new(core::str::from_utf8(header.value).unwrap_or(""));
+                *current = list(core::str::from_utf8(header.value).unwrap_or(""));
             },
         }
     }

@@ -6,10 +6,7 @@ use super::body::{is_chunked, parse_length, BodyEncoder};
 use super::extensions::server_extensions_handshake;
 use super::fields::{Headers, Source, Tokens};
 use super::head::{emit, write_accept, write_chunk, write_reject, AcceptHead};
-use super::util::{
-    field, generate_accept_token, has_token, is_valid_key, trim_ows, trim_ows_bytes, Field,
-    ListSplit,
-};
+use super::util::{field, generate_accept_token, is_valid_key, Field};
 use super::Received;
 use super::{
     check_headers, push_name, ExtensionSet, Handshake, Negotiated, Phase, Server, Side,
@@ -17,7 +14,8 @@ use super::{
 };
 use crate::error::{LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{AcceptConnection, Event, Header, RejectConnection, RejectData, Request};
-use crate::extension::{is_token, parse_extensions};
+use crate::extension::{is_extension_list, is_token};
+use crate::list::{has_token, list, trim_ows, trim_ows_bytes};
 
 /// The request headers a [`Request`] reports in its own fields rather than
 /// in `extra_headers` (as in the Python library).
@@ -107,7 +105,7 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
         for raw in accept.extensions {
             let well_formed = trim_ows(raw).len() == raw.len()
                 && super::util::is_field_value(raw.as_bytes())
-                && parse_extensions(raw).all(|offer| offer.is_ok());
+                && is_extension_list(raw);
             if !well_formed || raw.is_empty() {
                 return Err(LocalProtocolError::new(
                     "AcceptConnection::extensions holds a malformed extension",
@@ -363,7 +361,7 @@ fn check_request<E: ExtensionSet + ?Sized>(
             }
             Some(Field::Protocol) => {
                 let tokens = core::str::from_utf8(value)
-                    .map(|value| ListSplit::new(value).all(is_token))
+                    .map(|value| list(value).all(is_token))
                     .unwrap_or(false);
                 if !tokens {
                     return Err(bad("Sec-WebSocket-Protocol is not a list of tokens"));
@@ -371,7 +369,7 @@ fn check_request<E: ExtensionSet + ?Sized>(
             }
             Some(Field::Extensions) => {
                 let well_formed = core::str::from_utf8(value)
-                    .map(|value| parse_extensions(value).all(|offer| offer.is_ok()))
+                    .map(is_extension_list)
                     .unwrap_or(false);
                 if !well_formed {
                     return Err(bad("malformed Sec-WebSocket-Extensions"));

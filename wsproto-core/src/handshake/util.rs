@@ -73,56 +73,7 @@ pub fn generate_accept_token(key: &[u8]) -> [u8; 28] {
 /// assert_eq!(offers, ["x; a=\"1,2\"", "y"]);
 /// ```
 pub fn split_comma_header(value: &str) -> impl Iterator<Item = &str> + '_ {
-    ListSplit::new(value)
-}
-
-/// Splits a header value on commas outside quoted-strings, trimming each
-/// element and skipping empty ones.
-#[derive(Clone, Debug)]
-pub(crate) struct ListSplit<'a> {
-    rest: &'a str,
-}
-
-impl<'a> ListSplit<'a> {
-    pub(crate) const fn new(value: &'a str) -> Self {
-        Self { rest: value }
-    }
-}
-
-impl<'a> Iterator for ListSplit<'a> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
-        while !self.rest.is_empty() {
-            let mut in_quotes = false;
-            let mut escaped = false;
-            let mut end = self.rest.len();
-            for (i, b) in self.rest.bytes().enumerate() {
-                if escaped {
-                    escaped = false;
-                } else if in_quotes && b == b'\\' {
-                    escaped = true;
-                } else if b == b'"' {
-                    in_quotes = !in_quotes;
-                } else if !in_quotes && b == b',' {
-                    end = i;
-                    break;
-                }
-            }
-            // `end` is the length or the index of an ASCII comma: always a
-            // character boundary.
-            let Some((element, rest)) = self.rest.split_at_checked(end) else {
-                self.rest = "";
-                return None;
-            };
-            self.rest = rest.get(1..).unwrap_or("");
-            let element = trim_ows(element);
-            if !element.is_empty() {
-                return Some(element);
-            }
-        }
-        None
-    }
+    crate::list::list(value)
 }
 
 /// A header the handshake checks itself.
@@ -161,30 +112,6 @@ pub(crate) fn field(name: &str) -> Option<Field> {
         .iter()
         .find(|(known, _)| name.eq_ignore_ascii_case(known))
         .map(|&(_, field)| field)
-}
-
-/// Trims optional whitespace (spaces and tabs, RFC 7230 §3.2.3).
-pub(crate) fn trim_ows(s: &str) -> &str {
-    crate::extension::trim_ows(s)
-}
-
-/// Trims optional whitespace from raw bytes.
-pub(crate) fn trim_ows_bytes(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
-}
-
-/// Whether a comma-separated header value contains `token`, compared
-/// ASCII case-insensitively.
-pub(crate) fn has_token(value: &[u8], token: &str) -> bool {
-    core::str::from_utf8(value)
-        .map(|value| ListSplit::new(value).any(|t| t.eq_ignore_ascii_case(token)))
-        .unwrap_or(false)
 }
 
 /// Whether `value` may be sent as a header value: no control characters
@@ -423,27 +350,7 @@ mod tests {
     }
 
     #[test]
-    fn split_trims_skips_empty_and_respects_quotes() {
-        let mut it = ListSplit::new(" a ,\t, b;x=\"1,\\\"2\" ,c,");
-        assert_eq!(it.next(), Some("a"));
-        assert_eq!(it.next(), Some("b;x=\"1,\\\"2\""));
-        assert_eq!(it.next(), Some("c"));
-        assert_eq!(it.next(), None);
-        assert_eq!(ListSplit::new("").next(), None);
-        assert_eq!(ListSplit::new(" , ,").next(), None);
-        // An unterminated quote keeps the rest as one element.
-        let mut it = ListSplit::new("a\"b,c");
-        assert_eq!(it.next(), Some("a\"b,c"));
-        assert_eq!(it.next(), None);
-    }
-
-    #[test]
-    fn tokens_and_values() {
-        assert!(has_token(b"keep-alive, UPGRADE", "upgrade"));
-        assert!(!has_token(b"keep-alive, upgrades", "upgrade"));
-        assert!(!has_token(b"\xff", "upgrade"));
-        assert_eq!(trim_ows_bytes(b" \tx y\t "), b"x y");
-        assert_eq!(trim_ows_bytes(b"  "), b"");
+    fn values_and_targets() {
         assert!(is_field_value(b"a\tb c~\x80"));
         assert!(!is_field_value(b"a\r\nb"));
         assert!(!is_field_value(b"a\0"));
