@@ -49,6 +49,8 @@ use wsproto_core::Connection;
 
 pub use rng::OsRng;
 pub use wsproto_core;
+use wsproto_core::timer::Timers;
+pub use wsproto_core::timer::{Expired, TimerConfig};
 pub use wsproto_core::{
     CloseCode, Config, ConnectionState, LocalProtocolError, RemoteProtocolError,
 };
@@ -76,7 +78,22 @@ pub struct Settings {
     /// Answer pings and the peer's close frame automatically, queueing the
     /// replies for [`WSConnection::bytes_to_send`] (the behaviour of the
     /// Python library's 0.x API). Off by default.
+    ///
+    /// The queue is bounded: once 4 KiB of replies wait undrained, only the
+    /// most recent ping is answered (RFC 6455 §5.5.3 allows it), with a pong
+    /// encoded when the queue drains, so a peer that pings while the caller
+    /// does not drain costs at most 4 KiB and one pending payload.
     pub auto_reply: bool,
+    /// The most received bytes held unread (default 256 KiB, and never less
+    /// than [`HandshakeConfig::max_head_size`]).
+    /// [`receive_data`](WSConnection::receive_data) refuses more, accepting
+    /// nothing, until events are taken: see
+    /// [`receive_space`](WSConnection::receive_space).
+    pub max_unread: usize,
+    /// Handshake deadline, closing timeout and keepalive, in the ticks the
+    /// caller passes to [`WSConnection::handle_timeout`]. All off by
+    /// default.
+    pub timers: TimerConfig,
 }
 
 impl Default for Settings {
@@ -85,6 +102,8 @@ impl Default for Settings {
             handshake: HandshakeConfig::default(),
             permessage_deflate: Some(PerMessageDeflate::new()),
             auto_reply: false,
+            max_unread: 256 << 10,
+            timers: TimerConfig::default(),
         }
     }
 }
@@ -129,8 +148,19 @@ pub struct WSConnection {
     failed: bool,
     /// Events produced outside of parsing (an upgrade parsed elsewhere).
     queue: VecDeque<Event>,
-    /// Automatic replies.
+    /// Automatic replies, encoded.
     outbox: Vec<u8>,
+    /// The payload of the latest ping, to answer when the outbox drains.
+    pending_pong: Option<Bytes>,
+    /// The limit on `rx`.
+    max_unread: usize,
+    timers: Timers,
+    /// The first `handle_timeout` started the timers.
+    timers_started: bool,
+    /// The timers know the handshake finished.
+    timers_open: bool,
+    /// What happened since the last `handle_timeout`, for the timers.
+    activity: Activity,
     subprotocol: Option<String>,
 }
 
@@ -171,6 +201,27 @@ enum PayloadKind {
 /// pinning) the receive buffer.
 const SHARE_FROM: usize = 256;
 
+/// With [`Settings::auto_reply`], pongs are encoded at once while fewer
+/// automatic replies than this wait in the outbox; beyond it only the latest
+/// ping is answered, when the outbox drains.
+const OUTBOX_SOFT_LIMIT: usize = 4 << 10;
+
+/// Whether a payload of `len` bytes may share a block of `block` bytes: it
+/// is not small, and at least a quarter of what it keeps alive, so payloads
+/// kept by the caller pin at most four times their size.
+fn shares_well(len: usize, block: usize) -> bool {
+    len >= SHARE_FROM && len.saturating_mul(4) >= block
+}
+
+/// What happened between two `handle_timeout` calls.
+#[derive(Clone, Copy, Debug, Default)]
+struct Activity {
+    /// Bytes came in.
+    received: bool,
+    /// A pong came in.
+    pong: bool,
+}
+
 impl WSConnection {
     /// A connection with the default [`Settings`]: permessage-deflate
     /// offered and accepted, default limits.
@@ -201,6 +252,15 @@ impl WSConnection {
             failed: false,
             queue: VecDeque::new(),
             outbox: Vec::new(),
+            pending_pong: None,
+            max_unread: settings
+                .max_unread
+                .max(settings.handshake.max_head_size)
+                .max(wsproto_core::MIN_RECEIVE_BUFFER),
+            timers: Timers::new(settings.timers, 0),
+            timers_started: false,
+            timers_open: false,
+            activity: Activity::default(),
             subprotocol: None,
         }
     }
@@ -253,11 +313,78 @@ impl WSConnection {
             Some(_) if self.state() == ConnectionState::Closed => {
                 Err(LocalProtocolError::new("connection already closed"))
             }
+            Some(bytes) if bytes.len() > self.receive_space() => Err(LocalProtocolError::new(
+                "too many unread bytes: take events before feeding more",
+            )),
             Some(bytes) => {
                 self.rx.extend_from_slice(bytes);
+                self.activity.received |= !bytes.is_empty();
                 Ok(())
             }
         }
+    }
+
+    /// How many more bytes [`receive_data`](Self::receive_data) accepts
+    /// now: read at most this much from the transport. It grows as events
+    /// are taken; once every event was taken, at least
+    /// [`Settings::max_unread`] minus a partial frame header or control
+    /// frame is free, so a reader that drains events never stalls.
+    #[must_use]
+    pub fn receive_space(&self) -> usize {
+        self.max_unread.saturating_sub(self.rx.len())
+    }
+
+    /// The earliest moment (in the caller's ticks) at which
+    /// [`handle_timeout`](Self::handle_timeout) has something to report,
+    /// if a timer of [`Settings::timers`] runs.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.timers.poll_timeout()
+    }
+
+    /// Drive the timers of [`Settings::timers`] with the current time, in
+    /// ticks of the caller's monotonic clock. Call it once when the
+    /// connection starts (the handshake deadline counts from there), after
+    /// each batch of received data and sent events, and whenever the moment
+    /// of [`poll_timeout`](Self::poll_timeout) has come. Returns what
+    /// expired, one thing per call:
+    ///
+    /// - [`Expired::Handshake`]: a server may send a 408 refusal; close the
+    ///   transport;
+    /// - [`Expired::PingDue`]: send a [`Ping`](events::Ping) now;
+    /// - [`Expired::Keepalive`] and [`Expired::Close`]: the peer is gone or
+    ///   slow to close: close the transport. The connection then ends as if
+    ///   the transport had ended: [`events`](Self::events) yields a
+    ///   `CloseConnection` with code 1006 unless it was closed already.
+    pub fn handle_timeout(&mut self, now: u64) -> Option<Expired> {
+        let activity = std::mem::take(&mut self.activity);
+        if !self.timers_started {
+            self.timers_started = true;
+            self.timers = Timers::new(*self.timers.config(), now);
+        }
+        if matches!(self.stage, Stage::Open(_)) && !self.timers_open {
+            self.timers_open = true;
+            self.timers.handshake_done(now);
+        }
+        if activity.pong {
+            self.timers.pong_received(now);
+        }
+        if activity.received {
+            self.timers.received(now);
+        }
+        if matches!(
+            self.state(),
+            ConnectionState::LocalClosing
+                | ConnectionState::RemoteClosing
+                | ConnectionState::Closed
+        ) {
+            self.timers.close_started(now);
+        }
+        let expired = self.timers.handle_timeout(now);
+        if let Some(Expired::Keepalive | Expired::Close) = expired {
+            self.eof = true;
+        }
+        expired
     }
 
     /// The events in the bytes received so far, parsed as the iterator is
@@ -405,8 +532,30 @@ impl WSConnection {
     /// Take up to `amount` bytes (all with `None`) of automatic replies
     /// queued when [`Settings::auto_reply`] is on.
     pub fn bytes_to_send(&mut self, amount: Option<usize>) -> Vec<u8> {
+        self.queue_pending_pong();
         let n = amount.unwrap_or(usize::MAX).min(self.outbox.len());
         self.outbox.drain(..n).collect()
+    }
+
+    /// Encode the pong for the latest ping into the outbox, once what was
+    /// queued before went out (so the outbox holds at most one pong).
+    fn queue_pending_pong(&mut self) {
+        if !self.outbox.is_empty() {
+            return;
+        }
+        let (Some(payload), Stage::Open(conn)) = (self.pending_pong.take(), &mut self.stage) else {
+            return;
+        };
+        let pong = core_event::Event::Pong(core_event::Pong { payload: &payload });
+        // After our own close frame no pong is due any more.
+        if conn
+            .reply_to(&core_event::Event::Ping(core_event::Ping {
+                payload: &payload,
+            }))
+            .is_some()
+        {
+            let _ = conn.send_into(&pong, &mut self.outbox);
+        }
     }
 
     /// Hand the finished handshake over to a connection.
@@ -456,11 +605,28 @@ impl WSConnection {
         let consumed = received.consumed;
         let staged = match received.event {
             Ok(Some(event)) => {
-                if self.auto_reply {
-                    if let Some(reply) = conn.reply_to(&event) {
-                        // Encoding a reply the state allows cannot fail.
-                        let _ = conn.send_into(&reply, &mut self.outbox);
+                match (&event, self.auto_reply) {
+                    (core_event::Event::Pong(_), _) => self.activity.pong = true,
+                    (core_event::Event::Ping(ping), true) => {
+                        if let Some(reply) = conn.reply_to(&event) {
+                            if self.outbox.len() < OUTBOX_SOFT_LIMIT {
+                                let _ = conn.send_into(&reply, &mut self.outbox);
+                            } else {
+                                // The caller is not draining: answer only
+                                // the latest ping (RFC 6455 §5.5.3).
+                                self.pending_pong = Some(Bytes::copy_from_slice(ping.payload));
+                            }
+                        }
                     }
+                    (core_event::Event::CloseConnection(_), true) => {
+                        // A pong still pending is not due any more: the
+                        // close reply is what the peer waits for.
+                        self.pending_pong = None;
+                        if let Some(reply) = conn.reply_to(&event) {
+                            let _ = conn.send_into(&reply, &mut self.outbox);
+                        }
+                    }
+                    _ => {}
                 }
                 stage(&event, received.decompressed)
             }
@@ -501,6 +667,8 @@ impl WSConnection {
     /// Build the owned event: its payload is the end of the consumed bytes,
     /// or the front of the decompressed output.
     fn finish(&mut self, staged: Staged, consumed: usize) -> Event {
+        // What a shared payload keeps alive: the receive buffer's block.
+        let pinned = self.rx.capacity();
         let chunk = self.rx.split_to(consumed);
         let (kind, payload) = match staged {
             Staged::Event(event) => return event,
@@ -509,12 +677,19 @@ impl WSConnection {
                 len,
                 decompressed,
             } => {
+                // Share the buffer only with a payload large beside what it
+                // keeps alive; copy the others out.
                 let payload = if decompressed {
-                    self.inflated.split_to(len).freeze()
-                } else if len < SHARE_FROM {
-                    Bytes::copy_from_slice(&chunk[consumed - len..])
-                } else {
+                    let data = self.inflated.split_to(len);
+                    if shares_well(len, OUTPUT_BLOCK) {
+                        data.freeze()
+                    } else {
+                        Bytes::copy_from_slice(&data)
+                    }
+                } else if shares_well(len, pinned) {
                     chunk.freeze().slice(consumed - len..)
+                } else {
+                    Bytes::copy_from_slice(&chunk[consumed - len..])
                 };
                 (kind, payload)
             }

@@ -1770,7 +1770,10 @@ fn a_split_frame_is_delivered_as_it_arrives() {
 #[test]
 fn masked_compressed_frame_costs_as_much_as_an_unmasked_one() {
     let data = noise(2_000_000, 11);
-    let (mut client, mut server, _, _) = open_pair(Settings::default(), Settings::default());
+    // The whole frame is fed at once: allow that much unread input.
+    let mut settings = Settings::default();
+    settings.max_unread = 4 << 20;
+    let (mut client, mut server, _, _) = open_pair(settings.clone(), settings);
     let to_server = client.send(BytesMessage::new(data.clone())).unwrap();
     let to_client = server.send(BytesMessage::new(data.clone())).unwrap();
     let time = |conn: &mut WSConnection, wire: &[u8]| {
