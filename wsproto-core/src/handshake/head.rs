@@ -111,14 +111,14 @@ pub(crate) fn write_request<E: ExtensionSet + ?Sized>(
     head: &RequestHead<'_, E>,
     key: &[u8],
 ) -> fmt::Result {
+    // The fixed lines go out as a few long strings: one call each.
     w.put(b"GET ");
     w.put(head.target.as_bytes());
-    w.put(b" HTTP/1.1\r\n");
-    w.header("Host", head.host.as_bytes());
-    w.header("Upgrade", b"websocket");
-    w.header("Connection", b"Upgrade");
-    w.header("Sec-WebSocket-Key", key);
-    w.header("Sec-WebSocket-Version", b"13");
+    w.put(b" HTTP/1.1\r\nHost: ");
+    w.put(head.host.as_bytes());
+    w.put(b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ");
+    w.put(key);
+    w.put(b"\r\nSec-WebSocket-Version: 13\r\n");
     if !head.subprotocols.is_empty() {
         w.put(b"Sec-WebSocket-Protocol: ");
         let mut list = Separated::new(w);
@@ -170,10 +170,12 @@ pub(crate) struct AcceptHead<'r> {
 
 /// Writes the 101 response of RFC 6455 §4.2.2.
 pub(crate) fn write_accept(w: &mut Writer<'_>, head: &AcceptHead<'_>) {
-    w.put(b"HTTP/1.1 101 Switching Protocols\r\n");
-    w.header("Upgrade", b"websocket");
-    w.header("Connection", b"Upgrade");
-    w.header("Sec-WebSocket-Accept", head.accept);
+    w.put(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Accept: ",
+    );
+    w.put(head.accept);
+    w.put(b"\r\n");
     if let Some(protocol) = head.subprotocol {
         w.header("Sec-WebSocket-Protocol", protocol.as_bytes());
     }
