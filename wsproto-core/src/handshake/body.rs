@@ -5,8 +5,7 @@
 use crate::error::RemoteProtocolError;
 use crate::event::RejectData;
 
-use super::fields::Source;
-use super::util::{field, Field};
+use super::util::HeadScan;
 use super::MAX_HEADERS;
 use crate::list::trim_ows_bytes;
 
@@ -58,57 +57,22 @@ pub(crate) struct BodyDecoder {
 pub(crate) type Decoded<'a> = (usize, Result<Option<RejectData<'a>>, RemoteProtocolError>);
 
 impl BodyDecoder {
-    /// The framing of a response with `status` and these headers
-    /// (RFC 7230 §3.3.3).
+    /// The framing of a response with `status` and the headers `scan`
+    /// read (RFC 7230 §3.3.3): the last Transfer-Encoding decides if there
+    /// is one (the Content-Length is then ignored, even if invalid);
+    /// otherwise the Content-Length headers must agree.
     pub(crate) fn for_response(
         status: u16,
-        headers: Source<'_>,
+        scan: &HeadScan<'_>,
     ) -> Result<Self, RemoteProtocolError> {
-        if status == 204 || status == 304 {
-            return Ok(Self {
-                framing: Framing::Length(0),
-                received: 0,
-            });
-        }
-        // One pass: the last Transfer-Encoding decides if there is one (the
-        // Content-Length is then ignored, even if invalid); otherwise the
-        // Content-Length headers must agree.
-        let mut chunked = None;
-        let mut length = Ok(None);
-        for header in headers.iter() {
-            match field(header.name) {
-                Some(Field::TransferEncoding) => {
-                    // Chunked only if it is the final coding; otherwise the
-                    // body runs to the end of the stream.
-                    let value = header.value;
-                    let coding = match value.iter().rposition(|&b| b == b',') {
-                        Some(comma) => value.get(comma + 1..).unwrap_or_default(),
-                        None => value,
-                    };
-                    chunked = Some(is_chunked(coding));
-                }
-                Some(Field::ContentLength) => {
-                    if let Ok(previous) = length {
-                        length = match parse_length(header.value) {
-                            None => Err(RemoteProtocolError::protocol(
-                                "invalid Content-Length in the refusal",
-                            )),
-                            Some(value) if previous.is_some_and(|l| l != value) => {
-                                Err(RemoteProtocolError::protocol(
-                                    "conflicting Content-Length headers in the refusal",
-                                ))
-                            }
-                            Some(value) => Ok(Some(value)),
-                        };
-                    }
-                }
-                _ => {}
-            }
-        }
-        let framing = match chunked {
-            Some(true) => Framing::Chunked(Chunk::Size),
-            Some(false) => Framing::UntilClose,
-            None => length?.map_or(Framing::UntilClose, Framing::Length),
+        let framing = match (status, scan.chunked) {
+            (204 | 304, _) => Framing::Length(0),
+            (_, Some(true)) => Framing::Chunked(Chunk::Size),
+            (_, Some(false)) => Framing::UntilClose,
+            (_, None) => scan
+                .length
+                .map_err(RemoteProtocolError::protocol)?
+                .map_or(Framing::UntilClose, Framing::Length),
         };
         Ok(Self {
             framing,
@@ -293,6 +257,7 @@ mod tests {
 
     use super::*;
     use crate::event::Header;
+    use crate::handshake::fields::Source;
 
     const LIMITS: BodyLimits = BodyLimits {
         max_body: 64,
@@ -301,7 +266,7 @@ mod tests {
     };
 
     fn decoder(headers: &[Header<'_>]) -> BodyDecoder {
-        BodyDecoder::for_response(400, Source::Slice(headers)).unwrap()
+        BodyDecoder::for_response(400, &HeadScan::of(Source::Slice(headers))).unwrap()
     }
 
     /// Decodes `input` fed at once, returning the data and whether it ended.
@@ -334,17 +299,17 @@ mod tests {
         let te = [Header::new("Transfer-Encoding", b"chunked, gzip")];
         assert_eq!(decoder(&te).framing, Framing::UntilClose);
         assert_eq!(decoder(&[]).framing, Framing::UntilClose);
-        let none = BodyDecoder::for_response(304, Source::Slice(&cl)).unwrap();
+        let none = BodyDecoder::for_response(304, &HeadScan::of(Source::Slice(&cl))).unwrap();
         assert_eq!(none.framing, Framing::Length(0));
         for bad in [&b"5, 5"[..], b"-1", b"", b"99999999999999999999999"] {
             let h = [Header::new("Content-Length", bad)];
-            assert!(BodyDecoder::for_response(400, Source::Slice(&h)).is_err());
+            assert!(BodyDecoder::for_response(400, &HeadScan::of(Source::Slice(&h))).is_err());
         }
         let h = [
             Header::new("Content-Length", b"5"),
             Header::new("content-length", b"6"),
         ];
-        assert!(BodyDecoder::for_response(400, Source::Slice(&h)).is_err());
+        assert!(BodyDecoder::for_response(400, &HeadScan::of(Source::Slice(&h))).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::extensions::finalize_extensions;
 use super::fields::{Headers, Source, Tokens};
 use super::head::{write_request, RequestHead, Writer};
 use super::util::{
-    field, generate_accept_token, generate_nonce, is_field_value, is_request_target, Field,
+    generate_accept_token, generate_nonce, is_field_value, is_request_target, HeadScan,
 };
 use super::Received;
 use super::{
@@ -16,7 +16,6 @@ use super::{
 use crate::error::{BufferTooSmall, LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{AcceptConnection, Event, RejectConnection, Request};
 use crate::extension::{is_token, parse_extensions};
-use crate::list::{has_token, trim_ows, trim_ows_bytes};
 
 /// The response headers an [`AcceptConnection`] reports in its own fields
 /// or checks away, rather than in `extra_headers` (as in the Python library).
@@ -104,7 +103,7 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
         write_request(&mut writer, &head, &key)
             .map_err(|_| local("an extension failed to write its offer"))?;
         let written = writer.len();
-        self.negotiated.accept = generate_accept_token(&key);
+        self.negotiated.accept = Some(generate_accept_token(&key));
         self.negotiated.names = names;
         // At most SUBPROTOCOL_CAPACITY.
         self.negotiated.protocols_end = u16::try_from(protocols_end).unwrap_or(u16::MAX);
@@ -146,10 +145,11 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
         let version = response.version.unwrap_or(0);
         let head = window.get(..head_len).unwrap_or(window);
         let source = Source::Parsed { head };
+        let scan = HeadScan::of(source);
         // RFC 6455 §4.1: "If the status code received from the server is not
         // 101, the client handles the response per HTTP procedures."
         if status != 101 {
-            let body = (status >= 200).then(|| BodyDecoder::for_response(status, source));
+            let body = (status >= 200).then(|| BodyDecoder::for_response(status, &scan));
             return self.refusal(status, body, head_len, head);
         }
         if version != 1 {
@@ -157,7 +157,8 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
                 "101 Switching Protocols needs HTTP/1.1",
             ));
         }
-        if let Err(err) = check_response(source, &mut self.extensions, &mut self.negotiated) {
+        if let Err(err) = check_response(&scan, source, &mut self.extensions, &mut self.negotiated)
+        {
             return self.fail(err);
         }
         self.phase = Phase::Open;
@@ -204,53 +205,32 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
 /// Checks a 101 response (RFC 6455 §4.1, the client's checks 1 to 6) and
 /// finalizes the extensions the server accepted.
 fn check_response<E: ExtensionSet + ?Sized>(
+    scan: &HeadScan<'_>,
     source: Source<'_>,
     extensions: &mut E,
     negotiated: &mut Negotiated,
 ) -> Result<(), RemoteProtocolError> {
     let fail = RemoteProtocolError::protocol;
-    let mut upgrade = false;
-    let mut connection = false;
-    let mut accepts = 0;
-    let mut accept_matches = false;
-    let mut protocols = 0;
-    let mut protocol = "";
-    for header in source.iter() {
-        let value = header.value;
-        match field(header.name) {
-            Some(Field::Upgrade) => upgrade |= has_token(value, "websocket"),
-            Some(Field::Connection) => connection |= has_token(value, "upgrade"),
-            Some(Field::Accept) => {
-                accepts += 1;
-                accept_matches = trim_ows_bytes(value) == negotiated.accept;
-            }
-            Some(Field::Protocol) => {
-                protocols += 1;
-                protocol = core::str::from_utf8(value).map_or("", trim_ows);
-            }
-            Some(Field::Extensions) if core::str::from_utf8(value).is_err() => {
-                return Err(fail("Sec-WebSocket-Extensions is not UTF-8"));
-            }
-            _ => {}
-        }
+    if scan.extensions_not_utf8 {
+        return Err(fail("Sec-WebSocket-Extensions is not UTF-8"));
     }
-    if !upgrade {
+    if !scan.upgrade {
         return Err(fail("the response has no `Upgrade: websocket` header"));
     }
-    if !connection {
+    if !scan.connection {
         return Err(fail(
             "the response's Connection header lacks the `Upgrade` token",
         ));
     }
-    if accepts != 1 {
+    if scan.accepts != 1 {
         return Err(fail("the response needs exactly one Sec-WebSocket-Accept"));
     }
-    if !accept_matches {
+    if negotiated.accept.as_ref().map(|a| &a[..]) != Some(scan.accept) {
         return Err(fail("Sec-WebSocket-Accept does not match the key sent"));
     }
-    let chosen = match protocols {
+    let chosen = match scan.protocols {
         0 => None,
-        1 => Some(negotiated.find_protocol(protocol).ok_or(fail(
+        1 => Some(negotiated.find_protocol(scan.protocol).ok_or(fail(
             "the server chose a subprotocol the client did not offer",
         ))?),
         _ => {

@@ -406,8 +406,10 @@ pub struct Handshake<S = Server, E: ExtensionSet = NoExtensions> {
 /// holds.
 #[derive(Clone, Debug)]
 struct Negotiated {
-    /// The `Sec-WebSocket-Accept` the client expects, or the server sends.
-    accept: [u8; 28],
+    /// The `Sec-WebSocket-Accept` the client expects, or the server sends,
+    /// once a key is known. (Nothing to zero before then: a new handshake
+    /// writes only the discriminant.)
+    accept: Option<[u8; 28]>,
     /// The subprotocols offered, comma-separated, then (client) the names of
     /// the extensions offered by hand, comma-separated.
     names: heapless::String<SUBPROTOCOL_CAPACITY>,
@@ -420,7 +422,7 @@ struct Negotiated {
 impl Negotiated {
     const fn new() -> Self {
         Self {
-            accept: [0; 28],
+            accept: None,
             names: heapless::String::new(),
             protocols_end: 0,
             chosen: None,
@@ -993,16 +995,24 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
                 "the handshake has not succeeded: no connection to hand over",
             ));
         }
+        // Taken apart first, so the pieces move and the whole does not.
+        let Self {
+            side,
+            extensions,
+            config,
+            negotiated,
+            ..
+        } = self;
         let mut subprotocol = None;
-        if let Some(name) = self.negotiated.subprotocol() {
+        if let Some(name) = negotiated.subprotocol() {
             let mut owned = heapless::String::new();
             // Same capacity as the list it comes from.
             let _ = owned.push_str(name);
             subprotocol = Some(owned);
         }
         Ok(Upgraded {
-            connection: self.side.into_connection(self.config.connection),
-            extensions: self.extensions,
+            connection: side.into_connection(config.connection),
+            extensions,
             subprotocol,
         })
     }

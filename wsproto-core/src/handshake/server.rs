@@ -6,7 +6,7 @@ use super::body::{is_chunked, parse_length, BodyEncoder};
 use super::extensions::server_extensions_handshake;
 use super::fields::{Headers, Source, Tokens};
 use super::head::{emit, write_accept, write_chunk, write_reject, AcceptHead};
-use super::util::{field, generate_accept_token, is_valid_key, Field};
+use super::util::{generate_accept_token, is_valid_key, HeadScan};
 use super::Received;
 use super::{
     check_headers, push_name, ExtensionSet, Handshake, Negotiated, Phase, Server, Side,
@@ -14,8 +14,8 @@ use super::{
 };
 use crate::error::{LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{AcceptConnection, Event, Header, RejectConnection, RejectData, Request};
-use crate::extension::{is_extension_list, is_token};
-use crate::list::{has_token, list, trim_ows, trim_ows_bytes};
+use crate::extension::is_extension_list;
+use crate::list::trim_ows;
 
 /// The request headers a [`Request`] reports in its own fields rather than
 /// in `extra_headers` (as in the Python library).
@@ -115,7 +115,7 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
         }
         check_headers(accept.extra_headers)?;
         let head = AcceptHead {
-            accept: &self.negotiated.accept,
+            accept: self.negotiated.accept.as_ref().map_or(&[], |a| &a[..]),
             subprotocol: accept.subprotocol,
             negotiated: self.accepted_extensions.as_ref(),
             raw_extensions: accept.extensions,
@@ -332,88 +332,41 @@ fn check_request<E: ExtensionSet + ?Sized>(
     accepted: &mut E::Accepted,
 ) -> Result<(), RemoteProtocolError> {
     let bad = |message| RemoteProtocolError::reject(400, message);
-    let mut hosts = 0;
-    let mut upgrade = false;
-    let mut connection = false;
-    let mut keys = 0;
-    let mut key: &[u8] = b"";
-    let mut version = None;
-    for header in source.iter() {
-        let value = header.value;
-        match field(header.name) {
-            Some(Field::Host) => {
-                hosts += 1;
-                if core::str::from_utf8(value).is_err() {
-                    return Err(bad("the Host header is not UTF-8"));
-                }
-            }
-            // Item 3: an Upgrade header containing "websocket".
-            Some(Field::Upgrade) => upgrade |= has_token(value, "websocket"),
-            // Item 4: a Connection header containing the token "Upgrade".
-            Some(Field::Connection) => connection |= has_token(value, "upgrade"),
-            Some(Field::Key) => {
-                keys += 1;
-                key = trim_ows_bytes(value);
-            }
-            Some(Field::Version) => {
-                let is_13 = trim_ows_bytes(value) == b"13";
-                version = Some(version.unwrap_or(true) && is_13);
-            }
-            Some(Field::Protocol) => {
-                let tokens = core::str::from_utf8(value)
-                    .map(|value| list(value).all(is_token))
-                    .unwrap_or(false);
-                if !tokens {
-                    return Err(bad("Sec-WebSocket-Protocol is not a list of tokens"));
-                }
-            }
-            Some(Field::Extensions) => {
-                let well_formed = core::str::from_utf8(value)
-                    .map(is_extension_list)
-                    .unwrap_or(false);
-                if !well_formed {
-                    return Err(bad("malformed Sec-WebSocket-Extensions"));
-                }
-            }
-            Some(Field::ContentLength) if parse_length(value) != Some(0) => {
-                return Err(bad("an opening request has no body"));
-            }
-            Some(Field::TransferEncoding) => {
-                return Err(bad("an opening request has no body"));
-            }
-            _ => {}
-        }
+    let scan = HeadScan::of(source);
+    // Items 5 to 8 of the syntax: well-formed values, and no body.
+    if let Some(message) = scan.request_error {
+        return Err(bad(message));
     }
     // Item 2: a Host header.
-    match hosts {
+    match scan.hosts {
         0 => return Err(bad("the request has no Host header")),
         1 => {}
         _ => return Err(bad("the request has several Host headers")),
     }
-    if !upgrade {
+    if !scan.upgrade {
         return Err(bad("the request has no `Upgrade: websocket` header"));
     }
-    if !connection {
+    if !scan.connection {
         return Err(bad(
             "the request's Connection header lacks the `Upgrade` token",
         ));
     }
     // Item 6 and §4.4: any version but 13 (or none) gets 426 with
     // `Sec-WebSocket-Version: 13`.
-    if version != Some(true) {
+    if scan.version != Some(true) {
         return Err(RemoteProtocolError::reject(
             426,
             "unsupported Sec-WebSocket-Version: this server speaks version 13",
         ));
     }
     // Item 5: a key that decodes to 16 bytes.
-    if keys != 1 {
+    if scan.keys != 1 {
         return Err(bad("the request needs exactly one Sec-WebSocket-Key"));
     }
-    if !is_valid_key(key) {
+    if !is_valid_key(scan.key) {
         return Err(bad("Sec-WebSocket-Key is not 16 bytes in base64"));
     }
-    negotiated.accept = generate_accept_token(key);
+    negotiated.accept = Some(generate_accept_token(scan.key));
     negotiated.names.clear();
     negotiated.chosen = None;
     for protocol in Tokens::field(source, "sec-websocket-protocol") {

@@ -2,6 +2,10 @@
 //! client's nonce, the server's accept token, and comma-separated header
 //! lists.
 
+use super::body::{is_chunked, parse_length};
+use super::fields::Source;
+use crate::extension::{is_extension_list, is_token};
+use crate::list::{has_token, list, trim_ows, trim_ows_bytes};
 use crate::random::RandomSource;
 
 /// The GUID a server appends to the client's key before hashing it
@@ -107,11 +111,139 @@ const FIELDS: [(&str, Field); 10] = [
 
 /// Which checked header `name` is, if any: one table lookup instead of a
 /// comparison per name at each call site.
+#[inline(never)]
 pub(crate) fn field(name: &str) -> Option<Field> {
     FIELDS
         .iter()
         .find(|(known, _)| name.eq_ignore_ascii_case(known))
         .map(|&(_, field)| field)
+}
+
+/// What one pass over the headers of a head found: the facts the checks of
+/// either side, and the framing of a refusal body, are decided from. One
+/// pass serves them all, so the header loop exists once.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HeadScan<'a> {
+    /// `Host` headers.
+    pub(crate) hosts: usize,
+    /// Whether an `Upgrade` header contains `websocket`.
+    pub(crate) upgrade: bool,
+    /// Whether a `Connection` header contains `upgrade`.
+    pub(crate) connection: bool,
+    /// `Sec-WebSocket-Key` headers, and the last one's value, trimmed.
+    pub(crate) keys: usize,
+    pub(crate) key: &'a [u8],
+    /// `Sec-WebSocket-Accept` headers, and the last one's value, trimmed.
+    pub(crate) accepts: usize,
+    pub(crate) accept: &'a [u8],
+    /// Whether every `Sec-WebSocket-Version` is 13; `None` if there is none.
+    pub(crate) version: Option<bool>,
+    /// `Sec-WebSocket-Protocol` headers, and the last one's value, trimmed
+    /// (empty if it is not UTF-8).
+    pub(crate) protocols: usize,
+    pub(crate) protocol: &'a str,
+    /// Whether a `Sec-WebSocket-Extensions` value is not UTF-8.
+    pub(crate) extensions_not_utf8: bool,
+    /// The first header, in order, that makes an opening request invalid
+    /// (RFC 6455 §4.2.1): the reason to refuse it with 400.
+    pub(crate) request_error: Option<&'static str>,
+    /// Whether the final coding of the last `Transfer-Encoding` is chunked;
+    /// `None` without one.
+    pub(crate) chunked: Option<bool>,
+    /// The `Content-Length`, or the first reason it is unusable.
+    pub(crate) length: Result<Option<u64>, &'static str>,
+}
+
+impl<'a> HeadScan<'a> {
+    /// Reads the headers of `source` once.
+    pub(crate) fn of(source: Source<'a>) -> Self {
+        let mut scan = HeadScan {
+            hosts: 0,
+            upgrade: false,
+            connection: false,
+            keys: 0,
+            key: b"",
+            accepts: 0,
+            accept: b"",
+            version: None,
+            protocols: 0,
+            protocol: "",
+            extensions_not_utf8: false,
+            request_error: None,
+            chunked: None,
+            length: Ok(None),
+        };
+        for header in source.iter() {
+            let value = header.value;
+            let mut error = None;
+            match field(header.name) {
+                Some(Field::Host) => {
+                    scan.hosts += 1;
+                    if core::str::from_utf8(value).is_err() {
+                        error = Some("the Host header is not UTF-8");
+                    }
+                }
+                Some(Field::Upgrade) => scan.upgrade |= has_token(value, "websocket"),
+                Some(Field::Connection) => scan.connection |= has_token(value, "upgrade"),
+                Some(Field::Key) => {
+                    scan.keys += 1;
+                    scan.key = trim_ows_bytes(value);
+                }
+                Some(Field::Accept) => {
+                    scan.accepts += 1;
+                    scan.accept = trim_ows_bytes(value);
+                }
+                Some(Field::Version) => {
+                    let is_13 = trim_ows_bytes(value) == b"13";
+                    scan.version = Some(scan.version.unwrap_or(true) && is_13);
+                }
+                Some(Field::Protocol) => {
+                    let text = core::str::from_utf8(value);
+                    scan.protocols += 1;
+                    scan.protocol = text.map_or("", trim_ows);
+                    if !text.is_ok_and(|text| list(text).all(is_token)) {
+                        error = Some("Sec-WebSocket-Protocol is not a list of tokens");
+                    }
+                }
+                Some(Field::Extensions) => {
+                    let text = core::str::from_utf8(value);
+                    scan.extensions_not_utf8 |= text.is_err();
+                    if !text.is_ok_and(is_extension_list) {
+                        error = Some("malformed Sec-WebSocket-Extensions");
+                    }
+                }
+                Some(Field::ContentLength) => {
+                    let length = parse_length(value);
+                    if length != Some(0) {
+                        error = Some("an opening request has no body");
+                    }
+                    if let Ok(previous) = scan.length {
+                        scan.length = match length {
+                            None => Err("invalid Content-Length in the refusal"),
+                            Some(length) if previous.is_some_and(|l| l != length) => {
+                                Err("conflicting Content-Length headers in the refusal")
+                            }
+                            Some(length) => Ok(Some(length)),
+                        };
+                    }
+                }
+                Some(Field::TransferEncoding) => {
+                    error = Some("an opening request has no body");
+                    // Chunked only if it is the final coding.
+                    let coding = match value.iter().rposition(|&b| b == b',') {
+                        Some(comma) => value.get(comma + 1..).unwrap_or_default(),
+                        None => value,
+                    };
+                    scan.chunked = Some(is_chunked(coding));
+                }
+                None => {}
+            }
+            if scan.request_error.is_none() {
+                scan.request_error = error;
+            }
+        }
+        scan
+    }
 }
 
 /// Whether `value` may be sent as a header value: no control characters
