@@ -53,7 +53,10 @@ status=0
 case "$mode" in
 server)
     cargo build --release --quiet -p wsproto-examples --bin echo-server
-    "$target_dir/release/echo-server" --addr "127.0.0.1:$port" > "$outdir/server.log" 2>&1 &
+    # The 9.x cases send messages of up to 16 MiB before reading the echo:
+    # hold up to 64 MiB for the suite, as for a peer that reads late.
+    "$target_dir/release/echo-server" --addr "127.0.0.1:$port" \
+        --max-queued 67108864 --drain-timeout 60 > "$outdir/server.log" 2>&1 &
     pids+=($!)
     wait_port "$port"
     # kosoku's exit code counts every non-OK case; the summary below decides.

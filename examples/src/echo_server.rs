@@ -36,9 +36,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use wsproto_std::{ConnectionType, Settings, WSConnection};
+use wsproto_std::{ConnectionType, Settings, TimerConfig, WSConnection};
 
-use crate::session::{drain, echo, Session, CLOSE_GRACE, IO_TIMEOUT};
+use crate::session::{drain, echo, is_timeout, Session, CLOSE_GRACE, IO_TIMEOUT};
 
 /// The demo page served to plain HTTP requests for `/`.
 pub const INDEX_HTML: &str = include_str!("../static/index.html");
@@ -47,8 +47,50 @@ pub const INDEX_HTML: &str = include_str!("../static/index.html");
 /// WebSocket handshake (the handshake's own limit is the same).
 const MAX_HEAD: usize = 8 * 1024;
 
-/// Connections served at once; more are closed at once.
+/// Connections served at once, by default; more are refused with 503.
 pub const MAX_CONNECTIONS: usize = 512;
+
+/// What the server grants each peer: every wait has a deadline, every
+/// buffer a bound, every refusal a reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once; more get a 503 at once.
+    pub max_connections: usize,
+    /// Connections from one IP address at once; more get a 503 at once.
+    pub max_per_address: usize,
+    /// The time a client has to send its whole request head; then it gets
+    /// a 408 and is closed (slowloris clients never hold a slot longer).
+    pub head_timeout: Duration,
+    /// A ping goes to a peer silent for this long...
+    pub keepalive_interval: Duration,
+    /// ...and the connection is dropped when its pong takes longer than
+    /// this.
+    pub keepalive_timeout: Duration,
+    /// The most output held for a peer that does not read (by default the
+    /// largest message, so that a peer that sends a whole message before it
+    /// reads the echo is still served).
+    pub max_queued: usize,
+    /// How long held output may wait for the peer to read it; then the
+    /// peer is dropped.
+    pub drain_timeout: Duration,
+    /// How long the peer has to answer our close frame.
+    pub close_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: MAX_CONNECTIONS,
+            max_per_address: 64,
+            head_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+            max_queued: crate::session::WRITE_BEHIND_LIMIT,
+            drain_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+        }
+    }
+}
 
 /// How long [`EchoServer::run`] waits for its connections once stopped.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -60,6 +102,7 @@ pub struct EchoServer {
     local: SocketAddr,
     shared: Arc<Shared>,
     settings: Settings,
+    limits: Limits,
     verbose: bool,
 }
 
@@ -68,9 +111,28 @@ struct Shared {
     stop: AtomicBool,
     /// Where to connect to wake the accept loop up.
     wake: SocketAddr,
-    /// The live connections, to shut them down on stop.
-    live: Mutex<HashMap<u64, TcpStream>>,
+    /// The live connections, to shut them down on stop, and how many come
+    /// from each address.
+    live: Mutex<Live>,
     next_id: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Live {
+    streams: HashMap<u64, TcpStream>,
+    per_address: HashMap<IpAddr, usize>,
+}
+
+impl Live {
+    fn remove(&mut self, id: u64, ip: IpAddr) {
+        self.streams.remove(&id);
+        if let Some(count) = self.per_address.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_address.remove(&ip);
+            }
+        }
+    }
 }
 
 /// Stops a running [`EchoServer`] from another thread (or a signal
@@ -108,12 +170,20 @@ impl EchoServer {
             shared: Arc::new(Shared {
                 stop: AtomicBool::new(false),
                 wake: SocketAddr::new(wake_ip, local.port()),
-                live: Mutex::new(HashMap::new()),
+                live: Mutex::new(Live::default()),
                 next_id: AtomicU64::new(0),
             }),
             settings: default_settings(),
+            limits: Limits::default(),
             verbose: false,
         })
+    }
+
+    /// Use `limits` instead of [`Limits::default`].
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Use `settings` for every connection (by default permessage-deflate is
@@ -167,13 +237,34 @@ impl EchoServer {
                 break;
             }
             threads.retain(|t| !t.is_finished());
-            if threads.len() >= MAX_CONNECTIONS {
-                eprintln!("{peer}: refused, {MAX_CONNECTIONS} connections already");
+            let limits = self.limits;
+            let from_peer = self
+                .live()
+                .per_address
+                .get(&peer.ip())
+                .copied()
+                .unwrap_or(0);
+            let refusal = if threads.len() >= limits.max_connections {
+                Some("the server is at its connection limit")
+            } else if from_peer >= limits.max_per_address {
+                Some("too many connections from your address")
+            } else {
+                None
+            };
+            if let Some(reason) = refusal {
+                if self.verbose {
+                    eprintln!("{peer}: refused with 503: {reason}");
+                }
+                refuse(stream, 503, "Service Unavailable", reason);
                 continue;
             }
             let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-            if let Ok(clone) = stream.try_clone() {
-                self.live().insert(id, clone);
+            {
+                let mut live = self.live();
+                if let Ok(clone) = stream.try_clone() {
+                    live.streams.insert(id, clone);
+                }
+                *live.per_address.entry(peer.ip()).or_default() += 1;
             }
             let shared = Arc::clone(&self.shared);
             let settings = self.settings.clone();
@@ -181,32 +272,30 @@ impl EchoServer {
             let spawned = std::thread::Builder::new()
                 .name(format!("ws-{peer}"))
                 .spawn(move || {
-                    match serve_connection(stream, settings) {
+                    match serve_connection_with(stream, settings, &limits) {
                         Ok(outcome) if verbose => eprintln!("{peer}: {outcome}"),
                         Ok(_) => {}
-                        Err(err) if is_timeout(&err) => {
-                            eprintln!(
-                                "{peer}: no progress for {} s, dropped",
-                                IO_TIMEOUT.as_secs()
-                            );
+                        Err(err) if is_timeout(&err) && verbose => {
+                            eprintln!("{peer}: dropped: {err}");
                         }
+                        Err(err) if is_timeout(&err) => {}
                         Err(err) => eprintln!("{peer}: {err}"),
                     }
                     shared
                         .live
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .remove(&id);
+                        .remove(id, peer.ip());
                 });
             match spawned {
                 Ok(thread) => threads.push(thread),
                 Err(err) => {
                     eprintln!("{peer}: no thread: {err}");
-                    self.live().remove(&id);
+                    self.live().remove(id, peer.ip());
                 }
             }
         }
-        for stream in self.live().values() {
+        for stream in self.live().streams.values() {
             let _ = stream.shutdown(Shutdown::Both);
         }
         let end = Instant::now() + STOP_GRACE;
@@ -219,20 +308,12 @@ impl EchoServer {
         result
     }
 
-    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<u64, TcpStream>> {
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
         self.shared
             .live
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// A socket timeout: `WouldBlock` on Unix, `TimedOut` on Windows.
-fn is_timeout(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 /// Errors of `accept` that concern one connection, not the listener.
@@ -287,10 +368,35 @@ impl std::fmt::Display for Outcome {
 /// # Errors
 ///
 /// A read or write failed or timed out.
-pub fn serve_connection(mut stream: TcpStream, settings: Settings) -> io::Result<Outcome> {
+pub fn serve_connection(stream: TcpStream, settings: Settings) -> io::Result<Outcome> {
+    serve_connection_with(stream, settings, &Limits::default())
+}
+
+/// [`serve_connection`] under `limits`: the head deadline, keepalive, and
+/// the bound and deadline on output held for a peer that does not read.
+///
+/// # Errors
+///
+/// A read or write failed or timed out.
+pub fn serve_connection_with(
+    mut stream: TcpStream,
+    mut settings: Settings,
+    limits: &Limits,
+) -> io::Result<Outcome> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let head = read_head(&mut stream)?;
+    stream.set_write_timeout(Some(limits.drain_timeout.min(IO_TIMEOUT)))?;
+    let head = match read_head(&mut stream, limits.head_timeout) {
+        Err(err) if is_timeout(&err) => {
+            refuse(
+                stream,
+                408,
+                "Request Timeout",
+                "the request head took too long",
+            );
+            return Err(err);
+        }
+        other => other?,
+    };
     if head.is_empty() {
         return Ok(Outcome::NoRequest);
     }
@@ -300,28 +406,75 @@ pub fn serve_connection(mut stream: TcpStream, settings: Settings) -> io::Result
         drain(&mut stream, &mut [0; 4096], CLOSE_GRACE);
         return Ok(Outcome::Page { target, status });
     }
+    settings.timers = TimerConfig::default()
+        .keepalive(
+            millis(limits.keepalive_interval),
+            Some(millis(limits.keepalive_timeout)),
+        )
+        .close_timeout(millis(limits.close_timeout));
     let mut ws = WSConnection::with_settings(ConnectionType::Server, settings);
     ws.receive_data(Some(&head))
         .map_err(|err| io::Error::other(err.to_string()))?;
-    let mut session = Session::new(stream, ws)?;
+    let mut session =
+        Session::with_write_limits(stream, ws, limits.max_queued, limits.drain_timeout)?;
     let summary = echo(&mut session)?;
     session.finish()?;
     Ok(Outcome::WebSocket(summary))
 }
 
-/// Read until the end of the request head, [`MAX_HEAD`] bytes, or the end
-/// of the stream; bytes after the head (pipelined frames) are kept.
-fn read_head(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+/// Read until the request head is complete or malformed (as `httparse`,
+/// the handshake's parser, sees it: bare LF line ends are read as the
+/// library reads them), [`MAX_HEAD`] bytes, or the end of the stream, all
+/// within `deadline`; bytes after the head (pipelined frames) are kept.
+fn read_head(stream: &mut TcpStream, deadline: Duration) -> io::Result<Vec<u8>> {
+    let end = Instant::now() + deadline;
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
-    while head.len() < MAX_HEAD && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+    while head.len() < MAX_HEAD && head_is_partial(&head) {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the request head took too long",
+            ));
+        }
+        stream.set_read_timeout(Some(left))?;
         let n = stream.read(&mut buf)?;
         if n == 0 {
             break;
         }
         head.extend_from_slice(&buf[..n]);
     }
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
     Ok(head)
+}
+
+/// Whether `head` is the beginning of a request head that more bytes could
+/// complete (empty included); a complete or malformed head is not.
+fn head_is_partial(head: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut request = httparse::Request::new(&mut headers);
+    matches!(request.parse(head), Ok(httparse::Status::Partial))
+}
+
+/// Answer with an HTTP refusal, without waiting for a peer that does not
+/// read (the response fits in the socket buffer), and close.
+fn refuse(stream: TcpStream, status: u16, reason: &str, why: &str) {
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{why}\n",
+        why.len() + 1
+    );
+    let mut stream = stream;
+    if stream.set_nonblocking(true).is_ok() {
+        let _ = stream.write_all(response.as_bytes());
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// A duration in the connection timers' ticks (milliseconds).
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// For a plain HTTP `GET` or `HEAD` (no `Upgrade: websocket`), the target,

@@ -10,9 +10,10 @@ use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use wsproto_std::events::{AcceptConnection, Event, Request, TextMessage};
+use wsproto_std::events::{AcceptConnection, Event, Ping, Request, TextMessage};
 use wsproto_std::{
-    CloseCode, ConnectionState, ConnectionType, RemoteProtocolError, Settings, WSConnection,
+    CloseCode, ConnectionState, ConnectionType, Expired, RemoteProtocolError, Settings,
+    WSConnection,
 };
 
 use crate::url::WsUrl;
@@ -31,10 +32,11 @@ const READ_SIZE: usize = 64 * 1024;
 /// Output is written out once this much is batched.
 const FLUSH_SIZE: usize = 64 * 1024;
 
-/// The most output waiting for a slow peer before reading stops too: the
-/// default message size limit, so that a peer that sends a whole message
-/// before reading its echo never deadlocks with us.
-const WRITE_BEHIND_LIMIT: usize = 64 << 20;
+/// The most output waiting for a slow peer, by default, before reading stops
+/// too: the default message size limit, so that a peer that sends a whole
+/// message before reading its echo never deadlocks with us. Servers set
+/// their own with [`Session::with_write_limits`].
+pub const WRITE_BEHIND_LIMIT: usize = 64 << 20;
 
 /// The most bytes read while waiting for the peer to close the stream.
 const DRAIN_LIMIT: usize = 1 << 20;
@@ -68,6 +70,13 @@ pub struct Session {
     out: Vec<u8>,
     eof: bool,
     deadline: Option<Instant>,
+    /// How long queued output may wait for the peer to read it.
+    drain_timeout: Duration,
+    /// The origin of the connection's timer ticks (milliseconds).
+    started: Instant,
+    /// The peer went silent or did not finish the closing handshake in
+    /// time: it is dropped without waiting any more.
+    gave_up: bool,
 }
 
 impl Session {
@@ -78,18 +87,71 @@ impl Session {
     ///
     /// The socket options could not be set.
     pub fn new(stream: TcpStream, ws: WSConnection) -> io::Result<Self> {
+        Self::with_write_limits(stream, ws, WRITE_BEHIND_LIMIT, IO_TIMEOUT)
+    }
+
+    /// [`new`](Self::new), holding at most `limit` bytes of output for a
+    /// peer that does not read, and giving up on it (the session fails with
+    /// `TimedOut`) when what is queued has not drained within
+    /// `drain_timeout`.
+    ///
+    /// # Errors
+    ///
+    /// The socket options could not be set, or the writer thread could not
+    /// start.
+    pub fn with_write_limits(
+        stream: TcpStream,
+        ws: WSConnection,
+        limit: usize,
+        drain_timeout: Duration,
+    ) -> io::Result<Self> {
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
         stream.set_nodelay(true)?;
-        Ok(Self {
-            writer: WriteBehind::start(&stream, WRITE_BEHIND_LIMIT)?,
+        let mut session = Self {
+            writer: WriteBehind::start(&stream, limit)?,
             stream,
             ws,
             buf: vec![0; READ_SIZE],
             out: Vec::new(),
             eof: false,
             deadline: None,
-        })
+            drain_timeout,
+            started: Instant::now(),
+            gave_up: false,
+        };
+        // Start the connection's timers (Settings::timers), if any.
+        session.tick()?;
+        Ok(session)
+    }
+
+    /// The connection's timer ticks: milliseconds since the session began.
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Drive the connection's timers: send the keepalive ping that is due;
+    /// an expired handshake, keepalive or closing handshake ends the session
+    /// (the connection then reports a 1006 closure, or the handshake fails).
+    fn tick(&mut self) -> io::Result<()> {
+        let now = self.now();
+        while let Some(expired) = self.ws.handle_timeout(now) {
+            match expired {
+                Expired::PingDue => {
+                    self.ws
+                        .send_into(Ping::new(&b"keepalive"[..]), &mut self.out)
+                        .map_err(local_error)?;
+                }
+                Expired::Handshake => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the opening handshake took too long",
+                    ))
+                }
+                _ => self.gave_up = true,
+            }
+        }
+        Ok(())
     }
 
     /// Connect to `url` as a client and run the opening handshake.
@@ -181,6 +243,8 @@ impl Session {
     /// A read or write failed or timed out, or the deadline passed.
     pub fn next_event(&mut self) -> io::Result<Option<Result<Event, RemoteProtocolError>>> {
         loop {
+            // What expired shows in the events (a 1006 closure), so first.
+            self.tick()?;
             if let Some(event) = self.ws.events().next() {
                 return Ok(Some(event));
             }
@@ -188,14 +252,30 @@ impl Session {
                 return Ok(None);
             }
             self.flush()?;
+            // Wait no longer than the next timer or the deadline.
+            let mut wait = IO_TIMEOUT;
+            if let Some(at) = self.ws.poll_timeout() {
+                wait = wait.min(Duration::from_millis(at.saturating_sub(self.now())));
+            }
             if let Some(deadline) = self.deadline {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
                 }
-                self.stream.set_read_timeout(Some(left.min(IO_TIMEOUT)))?;
+                wait = wait.min(left);
             }
-            let n = self.stream.read(&mut self.buf)?;
+            if wait.is_zero() {
+                continue;
+            }
+            self.stream.set_read_timeout(Some(wait))?;
+            // Read no more than the connection accepts before its events
+            // are taken.
+            let space = self.ws.receive_space().min(self.buf.len());
+            let n = match self.stream.read(&mut self.buf[..space]) {
+                Ok(n) => n,
+                Err(err) if is_timeout(&err) && self.ws.poll_timeout().is_some() => continue,
+                Err(err) => return Err(err),
+            };
             if n == 0 {
                 self.eof = true;
                 self.ws.receive_data(None).map_err(local_error)?;
@@ -241,7 +321,7 @@ impl Session {
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.out.is_empty() {
             self.writer
-                .write(std::mem::take(&mut self.out), IO_TIMEOUT)?;
+                .write(std::mem::take(&mut self.out), self.drain_timeout)?;
         }
         Ok(())
     }
@@ -256,19 +336,27 @@ impl Session {
     /// The queued output could not be written.
     pub fn finish(mut self) -> io::Result<()> {
         self.flush()?;
-        if let Err(err) = self.writer.finish(IO_TIMEOUT) {
+        if let Err(err) = self.writer.finish(self.drain_timeout) {
             let _ = self.stream.shutdown(Shutdown::Both);
             return Err(err);
         }
         if self.ws.connection_type() == ConnectionType::Server {
             let _ = self.stream.shutdown(Shutdown::Write);
         }
-        if !self.eof {
+        if !self.eof && !self.gave_up {
             drain(&mut self.stream, &mut self.buf, CLOSE_GRACE);
         }
         let _ = self.stream.shutdown(Shutdown::Both);
         Ok(())
     }
+}
+
+/// A socket timeout: `WouldBlock` on Unix, `TimedOut` on Windows.
+pub(crate) fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Read and discard until the peer closes the stream, for at most `grace`
@@ -355,12 +443,17 @@ pub fn echo(session: &mut Session) -> io::Result<EchoSummary> {
                     })?;
                 }
             }
-            Ok(Event::Ping(ping)) => session.send(ping.response())?,
-            Ok(Event::CloseConnection(close)) => {
-                if session.connection().state() == ConnectionState::RemoteClosing {
-                    session.send(close.response())?;
+            Ok(event @ Event::Ping(_)) => {
+                if let Some(pong) = session.connection().reply_to(&event) {
+                    session.send(pong)?;
                 }
-                summary.close = Some(close.code);
+            }
+            Ok(Event::CloseConnection(close)) => {
+                let code = close.code;
+                if let Some(reply) = session.connection().reply_to(&close.into()) {
+                    session.send(reply)?;
+                }
+                summary.close = Some(code);
                 break;
             }
             Ok(_) => {}

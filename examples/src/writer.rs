@@ -10,7 +10,7 @@
 
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ impl Shared {
 /// A writer thread owning a clone of the socket.
 #[derive(Debug)]
 pub(crate) struct WriteBehind {
-    queue: Option<SyncSender<Vec<u8>>>,
+    queue: Option<Sender<Vec<u8>>>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     stream: TcpStream,
@@ -53,9 +53,10 @@ impl WriteBehind {
     pub(crate) fn start(stream: &TcpStream, limit: usize) -> io::Result<Self> {
         let mut writer = stream.try_clone()?;
         let shared = Arc::new(Shared::default());
-        // The byte count bounds the queue; the channel needs no bound of
-        // its own beyond it.
-        let (queue, batches): (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) = mpsc::sync_channel(1024);
+        // The byte count bounds the queue (`write` waits, with a timeout,
+        // while it is over the limit), so sending on the channel never
+        // blocks.
+        let (queue, batches): (Sender<Vec<u8>>, Receiver<Vec<u8>>) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("ws-writer".into())

@@ -19,7 +19,18 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     (
         env!("CARGO_BIN_EXE_echo-server"),
         "A WebSocket echo server with a demo web page",
-        &["--addr", "--verbose"],
+        &[
+            "--addr",
+            "--verbose",
+            "--max-connections",
+            "--max-per-address",
+            "--head-timeout",
+            "--keepalive-interval",
+            "--keepalive-timeout",
+            "--max-queued",
+            "--drain-timeout",
+            "--close-timeout",
+        ],
     ),
     (
         env!("CARGO_BIN_EXE_async-echo"),
