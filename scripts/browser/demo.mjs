@@ -22,7 +22,7 @@ const { chromium } = createRequire(path.resolve(deps, "package.json"))("playwrig
 
 const STEP_MS = 15_000;
 const short = "héllo from Chromium ✓";
-// 70,000 bytes: over 64 KiB, so a 64-bit frame length and several chunks.
+// 70,000 bytes, over 64 KiB: the server takes and echoes it in several chunks.
 const long = Array.from({ length: 7_000 }, (_, i) => String(i % 10).repeat(9) + " ").join("");
 assert.ok(long.length > 64 * 1024);
 

@@ -10,7 +10,7 @@
 //! The host (JavaScript, say) owns the socket and the randomness; the
 //! module owns one client [`Endpoint`] with fixed buffers in its linear
 //! memory, and the host reads and writes those buffers at the addresses the
-//! `*_area` functions of [`abi`] return. `tests/echo.test.mjs` drives it
+//! `*_area` functions of [`abi`] return. `js/echo.test.mjs` drives it
 //! from Node over a real TCP connection to `echo-server`
 //! (`scripts/wasm-test.sh`).
 //!
