@@ -200,6 +200,8 @@ impl RandomSource for PoolSource {
 /// Where the client is. With an explicit tag, `Idle` is all zeros, so a
 /// new [`Endpoint`] in a `static` takes no room in the module.
 #[repr(u8)]
+// No heap to box the handshake into, and only one `Link` lives, in a static.
+#[allow(clippy::large_enum_variant)]
 enum Link {
     /// No handshake started.
     Idle,

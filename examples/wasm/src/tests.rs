@@ -11,6 +11,9 @@ use wsproto_core::{CloseCode, Config, Connection, ConnectionState};
 
 use super::*;
 
+/// Events with their data, code and finished flag.
+type Seen = Vec<(EventKind, Vec<u8>, u16, bool)>;
+
 /// An endpoint and its own random pool.
 fn endpoint() -> (Box<Endpoint>, &'static Mutex<Pool>) {
     let pool: &'static Mutex<Pool> = Box::leak(Box::new(Mutex::new(Pool::new())));
@@ -31,11 +34,7 @@ fn write_send(e: &mut Endpoint, data: &[u8]) {
 
 /// Feed `bytes` through the input area in pieces of at most `step` bytes,
 /// collecting every event with its data, code and finished flag.
-fn feed_all(
-    e: &mut Endpoint,
-    mut bytes: &[u8],
-    step: usize,
-) -> Vec<(EventKind, Vec<u8>, u16, bool)> {
+fn feed_all(e: &mut Endpoint, mut bytes: &[u8], step: usize) -> Seen {
     let mut events = Vec::new();
     while !bytes.is_empty() {
         let space = e.input_space();
@@ -74,11 +73,7 @@ fn messages(events: &[(EventKind, Vec<u8>, u16, bool)]) -> Vec<(EventKind, Vec<u
 
 /// A server handshake that accepted the endpoint's request; the endpoint's
 /// output is taken.
-fn accept(
-    e: &mut Endpoint,
-    pool: &'static Mutex<Pool>,
-    after: &[u8],
-) -> (Connection, Vec<(EventKind, Vec<u8>, u16, bool)>) {
+fn accept(e: &mut Endpoint, pool: &'static Mutex<Pool>, after: &[u8]) -> (Connection, Seen) {
     refill(pool);
     let host = b"example.com";
     let target = b"/chat";
