@@ -10,6 +10,7 @@
 //!   blocking `TcpStream`, and the echo loop;
 //! - [`echo_server`]: the echo server with the demo page.
 
+#![forbid(unsafe_code)]
 pub mod cli;
 pub mod echo_server;
 pub mod session;

@@ -1,5 +1,6 @@
 //! Oracles shared by the fuzz targets.
 
+#![forbid(unsafe_code)]
 use wsproto_core::event::Event;
 use wsproto_core::{Config, Connection, RandomSource};
 

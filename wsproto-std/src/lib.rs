@@ -31,6 +31,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![forbid(unsafe_code)]
 pub mod events;
 #[doc = include_str!("python.md")]
 pub mod python {}

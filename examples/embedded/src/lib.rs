@@ -11,6 +11,7 @@
 //! It builds for `thumbv7em-none-eabihf` with
 //! `cargo build -p wsproto-example-embedded --target thumbv7em-none-eabihf`.
 #![no_std]
+#![forbid(unsafe_code)]
 
 use wsproto_core::connection::MessageKind;
 use wsproto_core::event::{CloseConnection, Event, Pong};

@@ -23,6 +23,7 @@
 //! echo stalls it until the timeout. The blocking `echo-server` shows how to
 //! keep reading while output waits (a writer of its own).
 
+#![forbid(unsafe_code)]
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;

@@ -26,6 +26,7 @@
 //! (default `wsproto-rs`), `--cases N` (run only the first N cases; default:
 //! all of them).
 
+#![forbid(unsafe_code)]
 use std::io;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

@@ -10,6 +10,7 @@
 //! example. Options: `--url URL` (default `ws://127.0.0.1:8765/`, where the
 //! README's echo server listens).
 
+#![forbid(unsafe_code)]
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::process::ExitCode;

@@ -25,6 +25,7 @@
 //! one), `--verbose` (a line per connection on standard error; off by
 //! default).
 
+#![forbid(unsafe_code)]
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -18,6 +18,7 @@
 //! (status 0 if every echo matched). Closing the WebSocket ends the stream;
 //! the HTTP/2 connection ends with the client.
 
+#![forbid(unsafe_code)]
 use std::error::Error;
 use std::net::SocketAddr;
 use std::process::ExitCode;

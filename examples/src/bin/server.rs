@@ -14,6 +14,7 @@
 //! `--connections N` (exit after N connections; default: serve until
 //! Ctrl-C).
 
+#![forbid(unsafe_code)]
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::ExitCode;

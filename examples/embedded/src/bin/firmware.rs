@@ -9,12 +9,13 @@
 //! `scripts/firmware-size.sh` builds it and reports the size of its code.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 use core::hint::black_box;
 
 use cortex_m_rt::entry;
 use wsproto_core::event::TextMessage;
-use wsproto_core::event::{AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, Request};
+use wsproto_core::event::{AcceptConnection, BytesMessage, CloseConnection, Ping, Request};
 use wsproto_core::handshake::{Client, Handshake, HandshakeConfig, Server};
 use wsproto_core::{CloseCode, Connection, ConnectionState, Event, NoRandom, RandomSource};
 
