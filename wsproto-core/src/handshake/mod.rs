@@ -1003,17 +1003,10 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
             negotiated,
             ..
         } = self;
-        let mut subprotocol = None;
-        if let Some(name) = negotiated.subprotocol() {
-            let mut owned = heapless::String::new();
-            // Same capacity as the list it comes from.
-            let _ = owned.push_str(name);
-            subprotocol = Some(owned);
-        }
         Ok(Upgraded {
             connection: side.into_connection(config.connection),
             extensions,
-            subprotocol,
+            negotiated,
         })
     }
 
@@ -1080,7 +1073,8 @@ pub struct Upgraded<R, E> {
     /// The extensions, negotiated: each says whether it is
     /// [`enabled`](crate::extension::Extension::enabled).
     pub extensions: E,
-    subprotocol: Option<heapless::String<SUBPROTOCOL_CAPACITY>>,
+    /// The subprotocols offered and the one agreed on.
+    negotiated: Negotiated,
 }
 
 impl<R, E> Upgraded<R, E> {
@@ -1101,7 +1095,7 @@ impl<R, E> Upgraded<R, E> {
     /// ```
     #[must_use]
     pub fn subprotocol(&self) -> Option<&str> {
-        self.subprotocol.as_deref()
+        self.negotiated.subprotocol()
     }
 }
 

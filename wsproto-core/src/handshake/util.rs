@@ -345,27 +345,31 @@ fn sha1(a: &[u8], b: &[u8]) -> [u8; 20] {
 /// The SHA-1 compression function over one 64-byte block.
 fn sha1_block(state: &mut [u32; 5], block: &[u8; 64]) {
     let mut w = [0u32; 16];
-    for (word, bytes) in w.iter_mut().zip(block.chunks_exact(4)) {
-        *word = bytes.iter().fold(0, |acc, &b| acc << 8 | u32::from(b));
-    }
     let [mut a, mut b, mut c, mut d, mut e] = *state;
     for t in 0..80 {
-        if t >= 16 {
-            let x = w[(t + 13) & 15] ^ w[(t + 8) & 15] ^ w[(t + 2) & 15] ^ w[t & 15];
-            w[t & 15] = x.rotate_left(1);
-        }
-        let (f, k) = match t / 20 {
-            0 => ((b & c) | (!b & d), 0x5a82_7999),
-            1 => (b ^ c ^ d, 0x6ed9_eba1),
-            2 => ((b & c) | (b & d) | (c & d), 0x8f1b_bcdc),
-            _ => (b ^ c ^ d, 0xca62_c1d6),
+        // The message schedule, kept as a ring of 16 words.
+        let word = if t < 16 {
+            let at = 4 * t;
+            u32::from_be_bytes([block[at], block[at + 1], block[at + 2], block[at + 3]])
+        } else {
+            (w[(t + 13) & 15] ^ w[(t + 8) & 15] ^ w[(t + 2) & 15] ^ w[t & 15]).rotate_left(1)
+        };
+        w[t & 15] = word;
+        let (f, k) = if t < 20 {
+            ((b & c) | (!b & d), 0x5a82_7999)
+        } else if t < 40 {
+            (b ^ c ^ d, 0x6ed9_eba1)
+        } else if t < 60 {
+            ((b & c) | (b & d) | (c & d), 0x8f1b_bcdc)
+        } else {
+            (b ^ c ^ d, 0xca62_c1d6)
         };
         let temp = a
             .rotate_left(5)
             .wrapping_add(f)
             .wrapping_add(e)
             .wrapping_add(k)
-            .wrapping_add(w[t & 15]);
+            .wrapping_add(word);
         e = d;
         d = c;
         c = b.rotate_left(30);
