@@ -6,23 +6,21 @@
 //! [`Echo::read_space`], reports the count to [`Echo::on_read`], and writes
 //! out whatever the callback is given. Messages of any size stream through:
 //! each received chunk is echoed as a frame of the same fragmented message,
-//! so `RX` only bounds the chunk size, not the message size.
+//! so `RX` only bounds the chunk size, not the message size. Replies are
+//! framed while the event they answer is alive, since an event borrows only
+//! the receive buffer: nothing is copied aside first.
 //!
 //! It builds for `thumbv7em-none-eabihf` with
 //! `cargo build -p wsproto-example-embedded --target thumbv7em-none-eabihf`.
 #![no_std]
 #![forbid(unsafe_code)]
 
-use wsproto_core::connection::MessageKind;
-use wsproto_core::event::{CloseConnection, Event, Pong};
-use wsproto_core::frame::mask::apply_mask;
+use wsproto_core::event::{BytesMessage, Event, TextMessage};
 use wsproto_core::frame::FrameHeader;
 use wsproto_core::{
-    Config, Connection, ConnectionState, RandomSource, RemoteProtocolError, Role, SendError,
+    Config, Connection, ConnectionState, RandomSource, RemoteProtocolError, Role,
+    MIN_RECEIVE_BUFFER,
 };
-
-/// Room for a whole control frame from a client: 2 + 4 + 125 bytes.
-const CONTROL_FRAME: usize = 131;
 
 /// An echo endpoint over fixed buffers.
 pub struct Echo<R, const RX: usize, const TX: usize> {
@@ -47,15 +45,18 @@ impl<R: RandomSource, const RX: usize, const TX: usize> Echo<R, RX, TX> {
     /// An endpoint for `role` (a client draws masking keys from `rng`).
     ///
     /// `TX` must hold a frame of a whole receive buffer: `TX >= RX + 14`, and
-    /// `RX` a whole control frame: `RX >= 131`. Both are checked at compile
-    /// time.
+    /// `RX` a whole control frame behind a split code point:
+    /// `RX >= MIN_RECEIVE_BUFFER` (134). Both are checked at compile time.
     pub fn new(role: Role, config: Config, rng: R) -> Self {
         const {
             assert!(
                 TX >= RX + FrameHeader::MAX_LEN,
                 "TX must be at least RX + 14 bytes"
             );
-            assert!(RX >= CONTROL_FRAME, "RX must hold a whole control frame");
+            assert!(
+                RX >= MIN_RECEIVE_BUFFER,
+                "RX must hold a whole control frame"
+            );
         }
         Self {
             conn: Connection::new(role, config, rng),
@@ -76,123 +77,66 @@ impl<R: RandomSource, const RX: usize, const TX: usize> Echo<R, RX, TX> {
     }
 
     /// `n` bytes were read into [`read_space`](Self::read_space): handle
-    /// every complete event, passing each reply to `write`.
+    /// every complete event, passing each reply to `write`. An event
+    /// borrows the receive buffer only, so the echo, the pong and the close
+    /// reply are framed while it is alive, straight into the transmit
+    /// buffer.
     pub fn on_read(&mut self, n: usize, write: &mut impl FnMut(&[u8])) -> Progress {
         self.filled = (self.filled + n).min(RX);
         loop {
             let received = self.conn.receive(&mut self.rx[..self.filled]);
             let consumed = received.consumed;
-            // Stage the reply in `tx` while the event borrows the buffers,
-            // then let the connection frame it.
-            let reply = match received.event {
-                Ok(None) => None,
-                Ok(Some(event)) => Some(stage(&event, &mut self.tx)),
+            let event = match received.event {
+                Ok(Some(event)) => event,
+                Ok(None) => break,
                 Err(err) => {
-                    self.send(&err.event_hint(), write);
+                    send(&mut self.conn, &err.event_hint(), &mut self.tx, write);
                     return Progress::Failed(err);
                 }
             };
+            let echo = match event {
+                // A data chunk goes back as a frame of the same message; an
+                // empty chunk in the middle of one carries nothing.
+                Event::TextMessage(ref m) if !m.data.is_empty() || m.message_finished => {
+                    Some(Event::TextMessage(TextMessage {
+                        frame_finished: true,
+                        ..*m
+                    }))
+                }
+                Event::BytesMessage(ref m) if !m.data.is_empty() || m.message_finished => {
+                    Some(Event::BytesMessage(BytesMessage {
+                        frame_finished: true,
+                        ..*m
+                    }))
+                }
+                // The pong for a ping, the close reply to a close: when due.
+                ref other => self.conn.reply_to(other),
+            };
+            if let Some(reply) = echo {
+                send(&mut self.conn, &reply, &mut self.tx, write);
+            }
             self.rx.copy_within(consumed..self.filled, 0);
             self.filled -= consumed;
-            match reply {
-                None => break,
-                Some(Reply::Data { kind, len, fin }) => self.echo_data(kind, len, fin, write),
-                Some(Reply::Pong(len)) => {
-                    let mut payload = [0u8; 125];
-                    payload[..len].copy_from_slice(&self.tx[..len]);
-                    self.send(
-                        &Pong {
-                            payload: &payload[..len],
-                        }
-                        .into(),
-                        write,
-                    );
-                }
-                Some(Reply::Close(code)) => {
-                    self.send(&CloseConnection::new(code).into(), write);
-                }
-                Some(Reply::Nothing) => {}
-            }
         }
         match self.conn.state() {
             ConnectionState::Closed => Progress::Closed,
             _ => Progress::Open,
         }
     }
-
-    /// Frame `len` staged payload bytes in place: the header goes right in
-    /// front of the payload, which is masked in place for a client.
-    fn echo_data(
-        &mut self,
-        kind: MessageKind,
-        len: usize,
-        fin: bool,
-        write: &mut impl FnMut(&[u8]),
-    ) {
-        let mut header = [0u8; FrameHeader::MAX_LEN];
-        let start = match self.conn.send_header(kind, len, fin, &mut header) {
-            Ok(start) => start,
-            Err(_) => return,
-        };
-        let payload = &mut self.tx[FrameHeader::MAX_LEN..FrameHeader::MAX_LEN + len];
-        if let Some(key) = start.mask {
-            apply_mask(payload, key, 0);
-        }
-        let begin = FrameHeader::MAX_LEN - start.header_len;
-        self.tx[begin..FrameHeader::MAX_LEN].copy_from_slice(&header[..start.header_len]);
-        write(&self.tx[begin..FrameHeader::MAX_LEN + len]);
-    }
-
-    fn send(&mut self, event: &Event<'_>, write: &mut impl FnMut(&[u8])) {
-        match self.conn.send(event, &mut self.tx) {
-            Ok(n) => write(&self.tx[..n]),
-            // `tx` holds any control frame; a local error means the state
-            // forbids the reply (for instance a pong after our close).
-            Err(SendError::BufferTooSmall(_) | SendError::Local(_)) => {}
-            Err(_) => {}
-        }
-    }
 }
 
-/// A reply decided while the event still borrows the buffers.
-enum Reply {
-    Data {
-        kind: MessageKind,
-        len: usize,
-        fin: bool,
-    },
-    Pong(usize),
-    Close(wsproto_core::CloseCode),
-    Nothing,
-}
-
-/// Copy what the reply needs into `tx` (data after the header room). A
-/// chunk is never longer than the receive buffer, which `tx` exceeds by the
-/// header room (checked in [`Echo::new`]).
-fn stage(event: &Event<'_>, tx: &mut [u8]) -> Reply {
-    match event {
-        Event::TextMessage(m) => {
-            tx[FrameHeader::MAX_LEN..][..m.data.len()].copy_from_slice(m.data.as_bytes());
-            Reply::Data {
-                kind: MessageKind::Text,
-                len: m.data.len(),
-                fin: m.message_finished,
-            }
-        }
-        Event::BytesMessage(m) => {
-            tx[FrameHeader::MAX_LEN..][..m.data.len()].copy_from_slice(m.data);
-            Reply::Data {
-                kind: MessageKind::Binary,
-                len: m.data.len(),
-                fin: m.message_finished,
-            }
-        }
-        Event::Ping(p) => {
-            tx[..p.payload.len()].copy_from_slice(p.payload);
-            Reply::Pong(p.payload.len())
-        }
-        Event::CloseConnection(c) => Reply::Close(c.response().code),
-        _ => Reply::Nothing,
+/// Frame `event` into `tx` and write it out. `tx` holds a frame of a whole
+/// receive buffer (checked in [`Echo::new`]); a local error means the state
+/// forbids the reply (for instance a pong after our close), and nothing is
+/// sent.
+fn send<R: RandomSource>(
+    conn: &mut Connection<R>,
+    event: &Event<'_>,
+    tx: &mut [u8],
+    write: &mut impl FnMut(&[u8]),
+) {
+    if let Ok(n) = conn.send(event, tx) {
+        write(&tx[..n]);
     }
 }
 
@@ -215,7 +159,8 @@ mod tests {
             TextMessage::new("héllo").into(),
             BytesMessage::new(&big).into(),
             wsproto_core::event::Ping { payload: b"p" }.into(),
-            CloseConnection::new(wsproto_core::CloseCode::NORMAL_CLOSURE).into(),
+            wsproto_core::event::CloseConnection::new(wsproto_core::CloseCode::NORMAL_CLOSURE)
+                .into(),
         ];
         for event in &events {
             client.send_into(event, &mut wire).unwrap();
