@@ -35,9 +35,7 @@ use wsproto_core::event::{BytesMessage, CloseConnection, Event, Ping, TextMessag
 use wsproto_core::extension::deflate::PerMessageDeflate;
 use wsproto_core::extension::Extension;
 use wsproto_core::handshake::{client_extensions_handshake, server_extensions_handshake};
-use wsproto_core::{
-    CloseCode, Config, Connection, ConnectionState, RandomSource, RemoteProtocolError,
-};
+use wsproto_core::{CloseCode, Config, Connection, ConnectionState, RandomSource};
 use wsproto_examples::cli::{exit_code, Failure};
 use wsproto_std::OsRng;
 
@@ -90,17 +88,6 @@ async fn run() -> Result<(), BoxError> {
 // ---------------------------------------------------------------------------
 // A WebSocket connection over one HTTP/2 stream.
 
-/// An event copied out of the receive buffer.
-#[derive(Debug)]
-enum Received {
-    Text(String, bool),
-    Binary(Vec<u8>, bool),
-    Ping(Vec<u8>),
-    Pong(Vec<u8>),
-    Close(CloseCode, String),
-    Failed(RemoteProtocolError),
-}
-
 /// A `Connection` whose bytes travel in the DATA frames of an HTTP/2 stream.
 struct StreamWs<R> {
     conn: Connection<R>,
@@ -125,12 +112,38 @@ impl<R: RandomSource> StreamWs<R> {
         }
     }
 
-    /// The next event, reading DATA frames as needed; `None` at the end of
-    /// the stream or once the connection is closed.
-    async fn next_event(&mut self) -> Result<Option<Received>, BoxError> {
-        loop {
-            if let Some(event) = self.parse() {
-                return Ok(Some(event));
+    /// Hand the next event to `handle`, reading DATA frames as needed;
+    /// `None` at the end of the stream or once the connection is closed.
+    ///
+    /// The event borrows the receive buffers only, so `handle` gets the
+    /// connection too and encodes any reply into the output it is given
+    /// while the event is alive: nothing is copied out first. The output
+    /// goes out in a DATA frame. A peer's violation is answered with its
+    /// close frame and ends the stream with an error.
+    async fn with_next_event<T>(
+        &mut self,
+        mut handle: impl FnMut(&mut Connection<R>, Event<'_>, &mut Vec<u8>) -> T,
+    ) -> Result<Option<T>, BoxError> {
+        // Each pass consumes bytes, yields an event or reads; bound it anyway.
+        for _ in 0..1_000_000 {
+            let received = self.conn.receive_into(&mut self.rx, &mut self.inflated);
+            let consumed = received.consumed;
+            let mut out = Vec::new();
+            let result = match received.event {
+                Ok(Some(event)) => Some(handle(&mut self.conn, event, &mut out)),
+                Ok(None) => None,
+                Err(err) => {
+                    self.conn.send_into(&err.event_hint(), &mut out)?;
+                    self.send.send_data(Bytes::from(out), false)?;
+                    return Err(err.into());
+                }
+            };
+            self.rx.drain(..consumed);
+            if !out.is_empty() {
+                self.send.send_data(Bytes::from(out), false)?;
+            }
+            if result.is_some() {
+                return Ok(result);
             }
             if self.eof || self.conn.state() == ConnectionState::Closed {
                 return Ok(None);
@@ -144,42 +157,14 @@ impl<R: RandomSource> StreamWs<R> {
                 }
                 None => {
                     self.eof = true;
-                    if let Some(Event::CloseConnection(close)) = self.conn.receive_eof() {
-                        return Ok(Some(Received::Close(close.code, close.reason.into())));
+                    if let Some(event) = self.conn.receive_eof() {
+                        let mut out = Vec::new();
+                        return Ok(Some(handle(&mut self.conn, event, &mut out)));
                     }
                 }
             }
         }
-    }
-
-    /// Parse one event out of `rx`, copying its payload, and drop the bytes
-    /// the connection consumed.
-    fn parse(&mut self) -> Option<Received> {
-        // Each call consumes bytes or yields an event; bound it anyway.
-        for _ in 0..1024 {
-            let received = self.conn.receive_into(&mut self.rx, &mut self.inflated);
-            let consumed = received.consumed;
-            let event = match received.event {
-                Ok(Some(Event::TextMessage(m))) => {
-                    Some(Received::Text(m.data.to_owned(), m.message_finished))
-                }
-                Ok(Some(Event::BytesMessage(m))) => {
-                    Some(Received::Binary(m.data.to_vec(), m.message_finished))
-                }
-                Ok(Some(Event::Ping(p))) => Some(Received::Ping(p.payload.to_vec())),
-                Ok(Some(Event::Pong(p))) => Some(Received::Pong(p.payload.to_vec())),
-                Ok(Some(Event::CloseConnection(c))) => {
-                    Some(Received::Close(c.code, c.reason.to_owned()))
-                }
-                Ok(Some(_)) | Ok(None) => None,
-                Err(err) => Some(Received::Failed(err)),
-            };
-            self.rx.drain(..consumed);
-            if event.is_some() || consumed == 0 {
-                return event;
-            }
-        }
-        None
+        Err("no progress".into())
     }
 
     /// Send one event in a DATA frame.
@@ -279,35 +264,32 @@ async fn serve_stream(
         println!("server: permessage-deflate accepted: {accepted}");
     }
     let mut ws = StreamWs::new(conn, request.into_body(), send);
-    while let Some(event) = ws.next_event().await? {
-        match event {
-            Received::Text(text, fin) => ws.send(&Event::TextMessage(TextMessage {
-                data: &text,
-                frame_finished: true,
-                message_finished: fin,
-            }))?,
-            Received::Binary(data, fin) => ws.send(&Event::BytesMessage(BytesMessage {
-                data: &data,
-                frame_finished: true,
-                message_finished: fin,
-            }))?,
-            Received::Ping(payload) => {
-                let ping = Ping { payload: &payload };
-                ws.send(&Event::Pong(ping.response()))?;
+    loop {
+        let go_on = ws.with_next_event(|conn, event, out| {
+            let echo = match event {
+                // A chunk goes back as a frame of the same message.
+                Event::TextMessage(m) => Some(Event::TextMessage(TextMessage {
+                    frame_finished: true,
+                    ..m
+                })),
+                Event::BytesMessage(m) => Some(Event::BytesMessage(BytesMessage {
+                    frame_finished: true,
+                    ..m
+                })),
+                // The pong for a ping, the close reply to a close: when due.
+                ref other => conn.reply_to(other),
+            };
+            if let Some(echo) = echo {
+                // A reply the state no longer allows is not sent.
+                let _ = conn.send_into(&echo, out);
             }
-            Received::Pong(_) => {}
-            Received::Close(code, reason) => {
-                if ws.conn.state() == ConnectionState::RemoteClosing {
-                    let close = CloseConnection {
-                        code,
-                        reason: &reason,
-                    };
-                    ws.send(&Event::CloseConnection(close.response()))?;
-                }
-                break;
-            }
-            Received::Failed(err) => {
-                let _ = ws.send(&err.event_hint());
+            !matches!(event, Event::CloseConnection(_))
+        });
+        match go_on.await {
+            Ok(Some(true)) => {}
+            Ok(Some(false) | None) => break,
+            Err(err) => {
+                println!("server: {err}");
                 break;
             }
         }
@@ -398,20 +380,29 @@ async fn run_client(addr: SocketAddr) -> Result<(), BoxError> {
     println!("client: {} bytes of binary data echoed", data.len());
 
     ws.send(&Event::Ping(Ping { payload: b"h2" }))?;
-    match ws.next_event().await? {
-        Some(Received::Pong(payload)) if payload == b"h2" => println!("client: pong"),
-        other => return Err(format!("expected a pong, got {other:?}").into()),
+    let pong = ws
+        .with_next_event(|_, event, _| matches!(event, Event::Pong(p) if p.payload == b"h2"))
+        .await?;
+    if pong != Some(true) {
+        return Err("expected the pong".into());
     }
+    println!("client: pong");
 
     ws.send(&Event::CloseConnection(CloseConnection {
         code: CloseCode::NORMAL_CLOSURE,
         reason: "done",
     }))?;
-    match ws.next_event().await? {
-        Some(Received::Close(code, reason)) => {
-            println!("client: closed with {code} {reason:?}");
-        }
-        other => return Err(format!("expected a close, got {other:?}").into()),
+    let closed = ws
+        .with_next_event(|_, event, _| match event {
+            Event::CloseConnection(close) => {
+                println!("client: closed with {} {:?}", close.code, close.reason);
+                true
+            }
+            _ => false,
+        })
+        .await?;
+    if closed != Some(true) {
+        return Err("expected the close frame".into());
     }
     ws.finish().await?;
     drop(client);
@@ -423,14 +414,20 @@ async fn run_client(addr: SocketAddr) -> Result<(), BoxError> {
 async fn receive_text<R: RandomSource>(ws: &mut StreamWs<R>) -> Result<String, BoxError> {
     let mut text = String::new();
     loop {
-        match ws.next_event().await? {
-            Some(Received::Text(chunk, fin)) => {
-                text.push_str(&chunk);
-                if fin {
-                    return Ok(text);
+        let step = ws
+            .with_next_event(|_, event, _| match event {
+                Event::TextMessage(m) => {
+                    text.push_str(m.data);
+                    Ok(m.message_finished)
                 }
-            }
-            other => return Err(format!("expected text, got {other:?}").into()),
+                other => Err(format!("expected text, got {other:?}")),
+            })
+            .await?;
+        match step {
+            Some(Ok(true)) => return Ok(text),
+            Some(Ok(false)) => {}
+            Some(Err(err)) => return Err(err.into()),
+            None => return Err("the stream ended".into()),
         }
     }
 }
@@ -438,14 +435,20 @@ async fn receive_text<R: RandomSource>(ws: &mut StreamWs<R>) -> Result<String, B
 async fn receive_binary<R: RandomSource>(ws: &mut StreamWs<R>) -> Result<Vec<u8>, BoxError> {
     let mut data = Vec::new();
     loop {
-        match ws.next_event().await? {
-            Some(Received::Binary(chunk, fin)) => {
-                data.extend_from_slice(&chunk);
-                if fin {
-                    return Ok(data);
+        let step = ws
+            .with_next_event(|_, event, _| match event {
+                Event::BytesMessage(m) => {
+                    data.extend_from_slice(m.data);
+                    Ok(m.message_finished)
                 }
-            }
-            other => return Err(format!("expected binary data, got {other:?}").into()),
+                other => Err(format!("expected binary data, got {other:?}")),
+            })
+            .await?;
+        match step {
+            Some(Ok(true)) => return Ok(data),
+            Some(Ok(false)) => {}
+            Some(Err(err)) => return Err(err.into()),
+            None => return Err("the stream ended".into()),
         }
     }
 }
