@@ -16,6 +16,7 @@ use super::{
 use crate::error::{BufferTooSmall, LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{AcceptConnection, Event, RejectConnection, Request};
 use crate::extension::{is_token, parse_extensions};
+use crate::list::list;
 
 /// The response headers an [`AcceptConnection`] reports in its own fields
 /// or checks away, rather than in `extra_headers` (as in the Python library).
@@ -239,15 +240,11 @@ fn check_response<E: ExtensionSet + ?Sized>(
             ))
         }
     };
-    let answers = source
-        .values("sec-websocket-extensions")
-        .filter_map(|value| core::str::from_utf8(value).ok());
+    // Element by element: each is a list of one for the parser.
+    let answers = Tokens::field(source, "sec-websocket-extensions");
     let raw_offers = negotiated.raw_offers();
     finalize_extensions(answers, extensions, |name| {
-        raw_offers
-            .as_bytes()
-            .split(|&b| b == b',')
-            .any(|offered| offered == name.as_bytes())
+        list(raw_offers).any(|offered| offered == name)
     })?;
     negotiated.chosen = chosen;
     Ok(())

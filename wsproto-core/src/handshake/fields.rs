@@ -28,13 +28,6 @@ impl<'a> Source<'a> {
             },
         }
     }
-
-    /// The values of the headers named `name` (ASCII case-insensitively).
-    pub(crate) fn values(self, name: &'static str) -> impl Iterator<Item = &'a [u8]> {
-        self.iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    }
 }
 
 /// The header lines of `head`: after the empty lines httparse skips and the

@@ -69,18 +69,19 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
         let target = request.path.unwrap_or("");
         let head = window.get(..head_len).unwrap_or(window);
         let source = Source::Parsed { head };
-        if let Err(err) = check_request(
+        let host = match check_request(
             source,
             &mut self.extensions,
             &mut self.negotiated,
             &mut self.accepted_extensions,
         ) {
-            return self.fail(err);
-        }
+            Ok(host) => host,
+            Err(err) => return self.fail(err),
+        };
         self.phase = Phase::RequestReceived;
         Received {
             consumed: head_len,
-            event: Ok(Some(Event::Request(request_event(source, target)))),
+            event: Ok(Some(Event::Request(request_event(source, target, host)))),
         }
     }
 
@@ -292,27 +293,25 @@ impl<E: ExtensionSet> Handshake<Server, E> {
             return Err(LocalProtocolError::new("the handshake already has a request").into());
         }
         let source = Source::Slice(headers);
-        if let Err(err) = check_request(
+        let host = match check_request(
             source,
             &mut self.extensions,
             &mut self.negotiated,
             &mut self.accepted_extensions,
         ) {
-            self.phase = Phase::Failed(err);
-            return Err(err.into());
-        }
+            Ok(host) => host,
+            Err(err) => {
+                self.phase = Phase::Failed(err);
+                return Err(err.into());
+            }
+        };
         self.phase = Phase::RequestReceived;
-        Ok(request_event(source, target))
+        Ok(request_event(source, target, host))
     }
 }
 
-/// The [`Request`] event of a checked request.
-fn request_event<'a>(source: Source<'a>, target: &'a str) -> Request<'a> {
-    let host = source
-        .values("host")
-        .next()
-        .and_then(|value| core::str::from_utf8(value).ok())
-        .map_or("", trim_ows);
+/// The [`Request`] event of a checked request with this `Host`.
+fn request_event<'a>(source: Source<'a>, target: &'a str, host: &'a str) -> Request<'a> {
     Request {
         host,
         target,
@@ -324,13 +323,13 @@ fn request_event<'a>(source: Source<'a>, target: &'a str) -> Request<'a> {
 
 /// Checks the headers of an opening request (RFC 6455 §4.2.1), then keeps
 /// the accept token and the offered subprotocols and lets the extensions
-/// accept the client's offers.
-fn check_request<E: ExtensionSet + ?Sized>(
-    source: Source<'_>,
+/// accept the client's offers. Returns the `Host`, trimmed.
+fn check_request<'a, E: ExtensionSet + ?Sized>(
+    source: Source<'a>,
     extensions: &mut E,
     negotiated: &mut Negotiated,
     accepted: &mut E::Accepted,
-) -> Result<(), RemoteProtocolError> {
+) -> Result<&'a str, RemoteProtocolError> {
     let bad = |message| RemoteProtocolError::reject(400, message);
     let scan = HeadScan::of(source);
     // Items 5 to 8 of the syntax: well-formed values, and no body.
@@ -383,10 +382,9 @@ fn check_request<E: ExtensionSet + ?Sized>(
     // Without extensions every offer is declined (their syntax was checked
     // above), so there is nothing to negotiate.
     if !extensions.is_empty() {
-        let offers = source
-            .values("sec-websocket-extensions")
-            .filter_map(|value| core::str::from_utf8(value).ok());
+        // Element by element: each is a list of one for the parser.
+        let offers = Tokens::field(source, "sec-websocket-extensions");
         server_extensions_handshake(offers, extensions, accepted)?;
     }
-    Ok(())
+    Ok(scan.host)
 }

@@ -124,8 +124,10 @@ pub(crate) fn field(name: &str) -> Option<Field> {
 /// pass serves them all, so the header loop exists once.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct HeadScan<'a> {
-    /// `Host` headers.
+    /// `Host` headers, and the last one's value, trimmed (empty if it is
+    /// not UTF-8).
     pub(crate) hosts: usize,
+    pub(crate) host: &'a str,
     /// Whether an `Upgrade` header contains `websocket`.
     pub(crate) upgrade: bool,
     /// Whether a `Connection` header contains `upgrade`.
@@ -159,6 +161,7 @@ impl<'a> HeadScan<'a> {
     pub(crate) fn of(source: Source<'a>) -> Self {
         let mut scan = HeadScan {
             hosts: 0,
+            host: "",
             upgrade: false,
             connection: false,
             keys: 0,
@@ -178,8 +181,10 @@ impl<'a> HeadScan<'a> {
             let mut error = None;
             match field(header.name) {
                 Some(Field::Host) => {
+                    let text = core::str::from_utf8(value);
                     scan.hosts += 1;
-                    if core::str::from_utf8(value).is_err() {
+                    scan.host = text.map_or("", trim_ows);
+                    if text.is_err() {
                         error = Some("the Host header is not UTF-8");
                     }
                 }
