@@ -255,11 +255,9 @@ impl Write for MemoryStream {
 }
 
 fn tungstenite_config() -> WebSocketConfig {
-    WebSocketConfig {
-        max_message_size: Some(LIMIT),
-        max_frame_size: Some(LIMIT),
-        ..WebSocketConfig::default()
-    }
+    WebSocketConfig::default()
+        .max_message_size(Some(LIMIT))
+        .max_frame_size(Some(LIMIT))
 }
 
 fn tungstenite_server(wire: &[u8]) -> WebSocket<MemoryStream> {
@@ -606,7 +604,7 @@ fn send<M: Measurement<Value = Duration>>(c: &mut Criterion<M>) {
             WebSocket::from_raw_socket(stream, TungsteniteRole::Client, Some(tungstenite_config()));
         group.bench_function(BenchmarkId::new("tungstenite/send", &label), |b| {
             b.iter_batched(
-                || Message::Binary(payload.clone()),
+                || Message::Binary(payload.clone().into()),
                 |message| ws.send(message).expect("tungstenite send"),
                 BatchSize::LargeInput,
             );

@@ -44,7 +44,7 @@ impl RandomSource for OsRng {
         let mut dest = dest;
         while !dest.is_empty() {
             if self.used == BLOCK {
-                if let Err(err) = getrandom::getrandom(&mut self.block) {
+                if let Err(err) = getrandom::fill(&mut self.block) {
                     panic!("the operating system's random generator failed: {err}");
                 }
                 self.used = 0;
