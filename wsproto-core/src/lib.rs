@@ -46,3 +46,8 @@ pub use error::{BufferTooSmall, LocalProtocolError, RemoteProtocolError, SendErr
 pub use event::Event;
 pub use handshake::{Handshake, HandshakeConfig, Headers, Tokens, Upgraded};
 pub use random::{NoRandom, RandomSource};
+
+/// The crate README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
