@@ -11,7 +11,7 @@ use super::util::{
 use super::Received;
 use super::{
     check_headers, push_name, ExtensionSet, Handshake, Negotiated, Phase, Side, MAX_HEADERS,
-    RAW_OFFER_CAPACITY, SUBPROTOCOL_CAPACITY,
+    RAW_OFFER_CAPACITY,
 };
 use crate::error::{BufferTooSmall, LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{AcceptConnection, Event, RejectConnection, Request};
@@ -47,12 +47,15 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
                 "Request::target must be a request target without spaces",
             ));
         }
-        let mut names = heapless::String::<SUBPROTOCOL_CAPACITY>::new();
+        // The names go straight into the handshake: they are read only once
+        // the request is sent, and a failed send leaves the phase `Idle`.
+        let names = &mut self.negotiated.names;
+        names.clear();
         for protocol in request.subprotocols {
             if !is_token(protocol) {
                 return Err(local("a subprotocol must be an HTTP token"));
             }
-            if !push_name(&mut names, 0, protocol) {
+            if !push_name(names, 0, protocol) {
                 return Err(local(
                     "the subprotocols offered exceed SUBPROTOCOL_CAPACITY",
                 ));
@@ -68,7 +71,7 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
             for offer in parse_extensions(raw) {
                 let offer = offer
                     .map_err(|_| local("Request::extensions holds a malformed extension offer"))?;
-                if !push_name(&mut names, protocols_end, offer.name)
+                if !push_name(names, protocols_end, offer.name)
                     || names.len() - protocols_end > RAW_OFFER_CAPACITY
                 {
                     return Err(local(
@@ -105,7 +108,6 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
             .map_err(|_| local("an extension failed to write its offer"))?;
         let written = writer.len();
         self.negotiated.accept = Some(generate_accept_token(&key));
-        self.negotiated.names = names;
         // At most SUBPROTOCOL_CAPACITY.
         self.negotiated.protocols_end = u16::try_from(protocols_end).unwrap_or(u16::MAX);
         self.negotiated.chosen = None;

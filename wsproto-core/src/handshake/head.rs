@@ -119,13 +119,18 @@ pub(crate) fn write_request<E: ExtensionSet + ?Sized>(
     w.put(b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ");
     w.put(key);
     w.put(b"\r\nSec-WebSocket-Version: 13\r\n");
-    if !head.subprotocols.is_empty() {
-        w.put(b"Sec-WebSocket-Protocol: ");
-        let mut list = Separated::new(w);
-        for protocol in head.subprotocols {
-            list.write_str(protocol)?;
-            list.next_item();
-        }
+    // The subprotocols were checked to be tokens: none is empty.
+    let mut any = false;
+    for protocol in head.subprotocols {
+        w.put(if any {
+            b", "
+        } else {
+            b"Sec-WebSocket-Protocol: "
+        });
+        w.put(protocol.as_bytes());
+        any = true;
+    }
+    if any {
         w.put(b"\r\n");
     }
     let mut counter = Writer::counting();
@@ -179,16 +184,22 @@ pub(crate) fn write_accept(w: &mut Writer<'_>, head: &AcceptHead<'_>) {
     if let Some(protocol) = head.subprotocol {
         w.header("Sec-WebSocket-Protocol", protocol.as_bytes());
     }
-    if !head.negotiated.is_empty() || !head.raw_extensions.is_empty() {
+    // The raw extensions were checked to be well formed: none is empty.
+    let mut any = !head.negotiated.is_empty();
+    if any {
         w.put(b"Sec-WebSocket-Extensions: ");
-        let mut list = Separated::new(w);
-        // Writing to a `Writer` cannot fail.
-        let _ = list.write_str(head.negotiated);
-        list.next_item();
-        for ext in head.raw_extensions {
-            let _ = list.write_str(ext);
-            list.next_item();
-        }
+        w.put(head.negotiated.as_bytes());
+    }
+    for ext in head.raw_extensions {
+        w.put(if any {
+            b", "
+        } else {
+            b"Sec-WebSocket-Extensions: "
+        });
+        w.put(ext.as_bytes());
+        any = true;
+    }
+    if any {
         w.put(b"\r\n");
     }
     for header in head.extra_headers {

@@ -444,10 +444,12 @@ impl Negotiated {
 
     /// The range of `protocol` in the offered list.
     fn find_protocol(&self, protocol: &str) -> Option<(u16, u16)> {
+        let list = self.protocols().as_bytes();
         let mut start = 0;
-        for offered in self.protocols().as_bytes().split(|&b| b == b',') {
-            let end = start + offered.len();
-            if offered == protocol.as_bytes() && !offered.is_empty() {
+        while start < list.len() {
+            let rest = list.get(start..).unwrap_or_default();
+            let end = start + rest.iter().position(|&b| b == b',').unwrap_or(rest.len());
+            if list.get(start..end) == Some(protocol.as_bytes()) {
                 return Some((u16::try_from(start).ok()?, u16::try_from(end).ok()?));
             }
             start = end + 1;
@@ -457,7 +459,7 @@ impl Negotiated {
 
     fn subprotocol(&self) -> Option<&str> {
         let (start, end) = self.chosen?;
-        self.protocols().get(usize::from(start)..usize::from(end))
+        self.names.get(usize::from(start)..usize::from(end))
     }
 }
 
