@@ -477,16 +477,8 @@ impl Inner {
         out: &mut [u8],
     ) -> Result<usize, SendError> {
         let (opcode, fin, payload, close) = self.plan_send(event)?;
-        let mut close_buf = [0u8; MAX_CONTROL_PAYLOAD];
         #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
-        let mut payload: &[u8] = match close {
-            Some((code, reason)) => {
-                close_buf[..2].copy_from_slice(&code.as_u16().to_be_bytes());
-                close_buf[2..2 + reason.len()].copy_from_slice(reason.as_bytes());
-                &close_buf[..2 + reason.len()]
-            }
-            None => payload,
-        };
+        let mut payload: &[u8] = payload;
         #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
         let mut rsv = RsvBits::NONE;
         let compress = !opcode.is_control() && self.compress_next();
@@ -505,13 +497,18 @@ impl Inner {
             }
             payload = &deflate.tx;
         }
-        let mut header = FrameHeader::new(fin, opcode, payload.len() as u64);
+        // A close frame's payload is its code and reason, written in place.
+        let payload_len = match close {
+            Some((_, reason)) => 2 + reason.len(),
+            None => payload.len(),
+        };
+        let mut header = FrameHeader::new(fin, opcode, payload_len as u64);
         header.rsv = rsv;
         if self.role == Role::Client {
             header.mask = Some([0; 4]);
         }
         let header_len = header.encoded_len();
-        let required = header_len + payload.len();
+        let required = header_len + payload_len;
         if out.len() < required {
             return Err(BufferTooSmall { required }.into());
         }
@@ -520,7 +517,14 @@ impl Inner {
         }
         header.encode(out)?;
         let body = &mut out[header_len..required];
-        body.copy_from_slice(payload);
+        match close {
+            Some((code, reason)) => {
+                let (code_bytes, reason_bytes) = body.split_at_mut(2);
+                code_bytes.copy_from_slice(&code.as_u16().to_be_bytes());
+                reason_bytes.copy_from_slice(reason.as_bytes());
+            }
+            None => body.copy_from_slice(payload),
+        }
         if let Some(key) = header.mask {
             apply_mask(body, key, 0);
         }
