@@ -388,11 +388,9 @@ pub(crate) enum Progress<'b> {
 /// by byte, last first: the places may overlap, and a move this short needs
 /// no memmove.
 fn move_carry(buf: &mut [u8], carry: usize, to: usize) {
-    let [a, b, c] = [0, 1, 2].map(|i| buf.get(i).copied().unwrap_or(0));
-    let moved = [a, b, c];
-    for (i, byte) in moved.into_iter().enumerate().take(carry).rev() {
-        if let Some(slot) = buf.get_mut(to + i) {
-            *slot = byte;
+    for i in (0..carry.min(3)).rev() {
+        if let (Some(&byte), true) = (buf.get(i), to + i < buf.len()) {
+            buf[to + i] = byte;
         }
     }
 }
