@@ -387,7 +387,7 @@ pub fn close_payload_parts(code: CloseCode, reason: &str) -> (Option<CloseCode>,
 /// The longest prefix of `text` that has at most `max` bytes and ends on a
 /// character boundary.
 #[must_use]
-pub fn truncate_utf8(text: &str, max: usize) -> &str {
+pub(crate) fn truncate_utf8(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }
