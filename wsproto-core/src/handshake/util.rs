@@ -281,29 +281,23 @@ pub(crate) fn is_valid_key(key: &[u8]) -> bool {
 /// The base64 alphabet of RFC 4648 §4.
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/// The value of a base64 character.
-fn sextet(c: u8) -> Option<u8> {
-    match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    }
+/// The value of a base64 character: its place in the alphabet.
+fn sextet(c: u8) -> Option<usize> {
+    BASE64.iter().position(|&b| b == c)
 }
 
 /// Base64 with padding (RFC 4648 §4) of `input` into `out`, which holds
 /// `4 * ceil(input.len() / 3)` bytes.
 fn base64_encode(input: &[u8], out: &mut [u8]) {
     for (chunk, quad) in input.chunks(3).zip(out.chunks_exact_mut(4)) {
-        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
-        let bits = byte(0) << 16 | byte(1) << 8 | byte(2);
+        let mut bits = 0u32;
+        for i in 0..3 {
+            bits = bits << 8 | u32::from(chunk.get(i).copied().unwrap_or(0));
+        }
         for (i, c) in quad.iter_mut().enumerate() {
-            *c = if i <= chunk.len() {
-                BASE64[(bits >> (18 - 6 * i)) as usize & 63]
-            } else {
-                b'='
+            *c = match BASE64.get((bits >> (18 - 6 * i)) as usize & 63) {
+                Some(&c) if i <= chunk.len() => c,
+                _ => b'=',
             };
         }
     }
