@@ -21,8 +21,9 @@ fn trimmed(s: &[u8]) -> Range<usize> {
 /// Trims optional whitespace (spaces and tabs) from both ends.
 #[inline(never)]
 pub(crate) fn trim_ows(s: &str) -> &str {
-    // Whitespace is ASCII, so both ends are character boundaries.
-    s.get(trimmed(s.as_bytes())).unwrap_or_default()
+    // Whitespace is ASCII, so what is left is still UTF-8; checking it again
+    // costs less code than checking character boundaries.
+    core::str::from_utf8(trim_ows_bytes(s.as_bytes())).unwrap_or_default()
 }
 
 /// Trims optional whitespace from both ends of raw bytes.
