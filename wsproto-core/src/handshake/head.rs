@@ -133,11 +133,15 @@ pub(crate) fn write_request<E: ExtensionSet + ?Sized>(
     if any {
         w.put(b"\r\n");
     }
-    let mut counter = Writer::counting();
-    write_offers(&mut counter, head.extensions, head.raw_extensions)?;
-    if counter.len() > 0 {
-        w.put(b"Sec-WebSocket-Extensions: ");
-        write_offers(w, head.extensions, head.raw_extensions)?;
+    // The header goes out only if some extension writes an offer: otherwise
+    // its name is taken back.
+    let start = w.len();
+    w.put(b"Sec-WebSocket-Extensions: ");
+    let offers = w.len();
+    write_offers(w, head.extensions, head.raw_extensions)?;
+    if w.len() == offers {
+        w.len = start;
+    } else {
         w.put(b"\r\n");
     }
     for header in head.extra_headers {
