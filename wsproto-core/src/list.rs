@@ -4,19 +4,6 @@
 //! the `;` and `=` of extension parameters.
 
 use core::iter::Filter;
-use core::ops::Range;
-
-/// Whether `b` is optional whitespace: a space or a horizontal tab.
-const fn is_ows(b: u8) -> bool {
-    b == b' ' || b == b'\t'
-}
-
-/// The range of `s` left once optional whitespace is trimmed from both ends.
-fn trimmed(s: &[u8]) -> Range<usize> {
-    let start = s.iter().position(|&b| !is_ows(b)).unwrap_or(s.len());
-    let end = s.iter().rposition(|&b| !is_ows(b)).map_or(start, |i| i + 1);
-    start..end
-}
 
 /// Trims optional whitespace (spaces and tabs) from both ends.
 #[inline(never)]
@@ -28,8 +15,14 @@ pub(crate) fn trim_ows(s: &str) -> &str {
 
 /// Trims optional whitespace from both ends of raw bytes.
 #[inline(never)]
-pub(crate) fn trim_ows_bytes(s: &[u8]) -> &[u8] {
-    s.get(trimmed(s)).unwrap_or_default()
+pub(crate) fn trim_ows_bytes(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
 }
 
 /// `s` split at the first `sep` (an ASCII byte) outside a quoted-string:

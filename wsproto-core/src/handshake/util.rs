@@ -243,9 +243,7 @@ impl<'a> HeadScan<'a> {
                 }
                 None => {}
             }
-            if scan.request_error.is_none() {
-                scan.request_error = error;
-            }
+            scan.request_error = scan.request_error.or(error);
         }
         scan
     }
