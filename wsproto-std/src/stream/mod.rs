@@ -631,10 +631,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<S> {
         this.wakers.write.register(cx.waker());
         let waker = this.waker.clone();
         let mut io_cx = Context::from_waker(&waker);
-        this.queue_pong();
         if this.unwritten() > 0 && this.unwritten() >= this.max_write_buffer_size {
             ready!(this.poll_write_out(&mut io_cx))?;
         }
+        this.queue_pong();
         Poll::Ready(Ok(()))
     }
 
@@ -646,6 +646,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<S> {
             return Ok(());
         }
         this.compact();
+        // The pong for the latest ping goes first, even over the limit: it
+        // is small, and after our close it could not be sent at all.
+        if let Some(payload) = this.pending_pong.take() {
+            if state == ConnectionState::Open {
+                let _ = this
+                    .ws
+                    .send_into(crate::events::Pong::new(payload), &mut this.out);
+            }
+        }
         this.ws
             .send_into(message.into_event(), &mut this.out)
             .map_err(|err| match state {
