@@ -32,9 +32,10 @@ struct Cli {
     /// The echo server
     #[arg(long, value_name = "URL", default_value = "ws://127.0.0.1:9003/")]
     url: WsUrl,
-    /// The process id of the server, whose memory is read
+    /// The process id of the server, whose memory is read [default: none;
+    /// required]
     #[arg(long, value_name = "PID")]
-    server_pid: u32,
+    server_pid: Option<u32>,
     /// How many connections to open
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     connections: usize,
@@ -50,19 +51,24 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    exit_code(
-        run(&cli)
-            .await
-            .map_err(|err| Failure::new(format!("measuring against {}", cli.url), err)),
-    )
+    exit_code(run(&cli).await)
 }
 
-async fn run(cli: &Cli) -> Result<(), Error> {
+async fn run(cli: &Cli) -> Result<(), Failure> {
+    let pid = cli.server_pid.ok_or_else(|| {
+        Failure::msg("no server to measure").hint("give its process id with --server-pid")
+    })?;
+    measure(cli, pid)
+        .await
+        .map_err(|err| Failure::new(format!("measuring against {}", cli.url), err))
+}
+
+async fn measure(cli: &Cli, pid: u32) -> Result<(), Error> {
     // One connection first, so that what every server allocates once is
     // in the baseline.
     let warm_up = connect(&cli.url).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = vm_rss_kib(cli.server_pid)?;
+    let before = vm_rss_kib(pid)?;
     let mut open = Vec::with_capacity(cli.connections);
     while open.len() < cli.connections {
         let mut batch = JoinSet::new();
@@ -83,7 +89,7 @@ async fn run(cli: &Cli) -> Result<(), Error> {
         }
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = vm_rss_kib(cli.server_pid)?;
+    let after = vm_rss_kib(pid)?;
     let per_connection = (after.saturating_sub(before)) as f64 * 1024.0 / open.len() as f64;
     println!(
         "{} idle connections (echo of {} bytes each first): server VmRSS {before} KiB before, {after} KiB after, {:.0} bytes ({:.2} KiB) per connection",
