@@ -1,7 +1,7 @@
 //! An async adapter for tokio (feature `tokio`): a [`WebSocketStream`] over
 //! any `AsyncRead + AsyncWrite + Unpin` that is a
-//! [`Stream`](futures_util::Stream) of whole [`Message`]s and a
-//! [`Sink`](futures_util::Sink) of them, in the shape tokio-tungstenite
+//! [`Stream`] of whole [`Message`]s and a
+//! [`Sink`] of them, in the shape tokio-tungstenite
 //! users know.
 //!
 //! | tokio-tungstenite | here |
@@ -178,13 +178,13 @@ impl WebSocketConfig {
 }
 
 /// A WebSocket connection over an async transport: a
-/// [`Stream`](futures_util::Stream) of received [`Message`]s and a
-/// [`Sink`](futures_util::Sink) for sending them.
+/// [`Stream`] of received [`Message`]s and a
+/// [`Sink`] for sending them.
 ///
 /// Make one with [`client`], [`accept`], or
 /// [`from_connection`](Self::from_connection) after an upgrade done by an
 /// HTTP server. Split it with
-/// [`StreamExt::split`](futures_util::StreamExt::split) to read in one task
+/// [`StreamExt::split`] to read in one task
 /// and write in another: reading goes on while writes wait.
 ///
 /// The stream yields whole text and binary messages, pings (already
