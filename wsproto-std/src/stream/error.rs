@@ -28,7 +28,8 @@ pub enum Error {
     Protocol(RemoteProtocolError),
     /// The connection cannot send this now (caller misuse).
     Local(LocalProtocolError),
-    /// The server refused the opening handshake with this HTTP status.
+    /// The opening handshake was refused with this HTTP status (by the
+    /// server, or by our [`accept_request`](super::accept_request)).
     Rejected(u16),
     /// The peer closed the transport without a close frame.
     AbnormalClosure,

@@ -6,7 +6,7 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::{poll_fill, Error, WebSocketConfig, WebSocketStream};
-use crate::events::{AcceptConnection, Event, Request};
+use crate::events::{AcceptConnection, Event, RejectConnection, Request};
 use crate::{ConnectionType, WSConnection};
 
 /// Open a WebSocket as a client over `stream` (already connected to the
@@ -149,20 +149,86 @@ where
 ///
 /// As for [`accept`].
 pub async fn accept_with_config<S>(
-    mut stream: S,
+    stream: S,
     config: WebSocketConfig,
 ) -> Result<WebSocketStream<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    accept_request(stream, config, |_| Ok(AcceptConnection::default())).await
+}
+
+/// [`accept_with_config`] where `decide` sees the client's [`Request`]
+/// (target, subprotocols offered, headers) and accepts it, choosing a
+/// subprotocol or adding headers, or refuses it with an HTTP status.
+///
+/// ```
+/// use wsproto_std::events::{AcceptConnection, RejectConnection, Request};
+/// use wsproto_std::stream::{accept_request, client, client_with_config, Error, WebSocketConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Error> {
+/// let (a, b) = tokio::io::duplex(4096);
+/// let server = tokio::spawn(accept_request(b, WebSocketConfig::default(), |request| {
+///     if request.target != "/chat" {
+///         return Err(RejectConnection { status_code: 404, ..RejectConnection::default() });
+///     }
+///     let chat = request.subprotocols.iter().any(|p| p == "chat");
+///     Ok(AcceptConnection { subprotocol: chat.then(|| "chat".into()), ..AcceptConnection::default() })
+/// }));
+/// let request = Request::new("localhost", "/chat").with_subprotocols(["chat"]);
+/// let (ws, accept) = client_with_config(a, request, WebSocketConfig::default()).await?;
+/// assert_eq!(accept.subprotocol.as_deref(), Some("chat"));
+/// assert_eq!(server.await.unwrap()?.connection().subprotocol(), Some("chat"));
+///
+/// let (a, b) = tokio::io::duplex(4096);
+/// let server = tokio::spawn(accept_request(b, WebSocketConfig::default(), |_| {
+///     Err(RejectConnection { status_code: 403, ..RejectConnection::default() })
+/// }));
+/// assert!(matches!(client(a, "localhost", "/").await, Err(Error::Rejected(403))));
+/// assert!(matches!(server.await.unwrap(), Err(Error::Rejected(403))));
+/// # drop(ws);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// As for [`accept`]; [`Error::Rejected`] when `decide` refused (the
+/// refusal was sent).
+pub async fn accept_request<S, F>(
+    mut stream: S,
+    config: WebSocketConfig,
+    decide: F,
+) -> Result<WebSocketStream<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&Request) -> Result<AcceptConnection, RejectConnection>,
+{
     let mut ws = WSConnection::with_settings(ConnectionType::Server, config.settings.clone());
     let mut eof = false;
+    let mut decide = Some(decide);
     loop {
         match ws.next_event() {
-            Some(Ok(Event::Request(_))) => {
-                let head = ws.send(AcceptConnection::default())?;
+            Some(Ok(Event::Request(request))) => {
+                let Some(decide) = decide.take() else {
+                    continue;
+                };
+                let answer = decide(&request);
+                let status = answer.as_ref().err().map(|reject| reject.status_code);
+                let head = match answer {
+                    Ok(accept) => ws.send(accept)?,
+                    Err(reject) => ws.send(RejectConnection {
+                        has_body: false,
+                        ..reject
+                    })?,
+                };
                 stream.write_all(&head).await?;
                 stream.flush().await?;
+                if let Some(status) = status {
+                    let _ = stream.shutdown().await;
+                    return Err(Error::Rejected(status));
+                }
                 return Ok(WebSocketStream::from_connection(stream, ws, config));
             }
             Some(Ok(_)) => {}

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `client_async(request, stream)` | [`client`]`(stream, host, path)`, [`client_with_config`] |
 //! | `accept_async(stream)` | [`accept`]`(stream)`, [`accept_with_config`] |
+//! | `accept_hdr_async(stream, callback)` | [`accept_request`]`(stream, config, callback)` |
 //! | `WebSocketStream::from_raw_socket` | [`WebSocketStream::from_connection`] |
 //! | `tungstenite::Message`, `CloseFrame` | [`Message`], [`CloseFrame`] |
 //! | `tungstenite::Error` | [`Error`] |
@@ -73,7 +74,7 @@ use crate::events::{CloseConnection, Event};
 use crate::{CloseCode, ConnectionState, Settings, WSConnection};
 
 pub use error::Error;
-pub use handshake::{accept, accept_with_config, client, client_with_config};
+pub use handshake::{accept, accept_request, accept_with_config, client, client_with_config};
 pub use message::{CloseFrame, Message};
 
 /// Bytes read from the transport at a time, into a buffer on the stack.
@@ -284,13 +285,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// use wsproto_std::{ConnectionType, WSConnection};
     ///
     /// let mut ws = WSConnection::new(ConnectionType::Server);
-    /// let headers: [(&str, &[u8]); 4] = [
+    /// // The headers of a request parsed by an HTTP server.
+    /// let headers: [(&str, &[u8]); 5] = [
     ///     ("Host", b"example.com"),
     ///     ("Upgrade", b"websocket"),
     ///     ("Connection", b"Upgrade"),
     ///     ("Sec-WebSocket-Key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+    ///     ("Sec-WebSocket-Version", b"13"),
     /// ];
-    /// # let headers: Vec<(&str, &[u8])> = [("Sec-WebSocket-Version", &b"13"[..])].into_iter().chain(headers).collect();
     /// ws.initiate_upgrade_connection(&headers, "/chat")?;
     /// assert!(matches!(ws.next_event(), Some(Ok(Event::Request(_)))));
     /// // The 101 head, for the HTTP server to send.
