@@ -4,7 +4,7 @@
 # (default 10000) and prints the growth of the server's VmRSS per
 # connection. Usage: scripts/idle-memory.sh [N [ECHO_BYTES]]; with
 # ECHO_BYTES each connection first sends a message of that size and reads
-# its echo.
+# its echo. DEFLATE=1 offers permessage-deflate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-10000}"
@@ -20,4 +20,4 @@ for _ in $(seq 50); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
 done
-target/release/idle-connections --url "ws://127.0.0.1:$port/" --server-pid "$server" --connections "$n" --echo-bytes "$echo_bytes"
+target/release/idle-connections --url "ws://127.0.0.1:$port/" --server-pid "$server" --connections "$n" --echo-bytes "$echo_bytes" ${DEFLATE:+--deflate}

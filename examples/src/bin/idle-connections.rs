@@ -22,7 +22,7 @@ use wsproto_std::events::Request;
 use wsproto_std::stream::{client_with_config, Error, Message, WebSocketConfig, WebSocketStream};
 
 /// Open --connections idle WebSocket connections (without
-/// permessage-deflate) to the server at --url, and print the growth of the
+/// permessage-deflate unless --deflate) to the server at --url, and print the growth of the
 /// resident memory (VmRSS) of the server's process --server-pid per
 /// connection. Needs a file descriptor limit above the connection count
 /// (ulimit -n) in both processes.
@@ -46,6 +46,9 @@ struct Cli {
     /// many bytes and reads its echo (0: none)
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
     echo_bytes: usize,
+    /// Offer permessage-deflate (the server accepts it) [default: off]
+    #[arg(long)]
+    deflate: bool,
 }
 
 #[tokio::main]
@@ -66,7 +69,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
 async fn measure(cli: &Cli, pid: u32) -> Result<(), Error> {
     // One connection first, so that what every server allocates once is
     // in the baseline.
-    let warm_up = connect(&cli.url).await?;
+    let warm_up = connect(&cli.url, cli.deflate).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = vm_rss_kib(pid)?;
     let mut open = Vec::with_capacity(cli.connections);
@@ -74,9 +77,9 @@ async fn measure(cli: &Cli, pid: u32) -> Result<(), Error> {
         let mut batch = JoinSet::new();
         for _ in 0..cli.batch.min(cli.connections - open.len()) {
             let url = cli.url.clone();
-            let echo_bytes = cli.echo_bytes;
+            let (echo_bytes, deflate) = (cli.echo_bytes, cli.deflate);
             batch.spawn(async move {
-                let mut ws = connect(&url).await?;
+                let mut ws = connect(&url, deflate).await?;
                 if echo_bytes > 0 {
                     ws.send(Message::binary(vec![1u8; echo_bytes])).await?;
                     ws.next().await.transpose()?;
@@ -92,8 +95,9 @@ async fn measure(cli: &Cli, pid: u32) -> Result<(), Error> {
     let after = vm_rss_kib(pid)?;
     let per_connection = (after.saturating_sub(before)) as f64 * 1024.0 / open.len() as f64;
     println!(
-        "{} idle connections (echo of {} bytes each first): server VmRSS {before} KiB before, {after} KiB after, {:.0} bytes ({:.2} KiB) per connection",
+        "{} idle connections (deflate: {}, echo of {} bytes each first): server VmRSS {before} KiB before, {after} KiB after, {:.0} bytes ({:.2} KiB) per connection",
         open.len(),
+        cli.deflate,
         cli.echo_bytes,
         per_connection,
         per_connection / 1024.0
@@ -103,9 +107,9 @@ async fn measure(cli: &Cli, pid: u32) -> Result<(), Error> {
     Ok(())
 }
 
-async fn connect(url: &WsUrl) -> Result<WebSocketStream<TcpStream>, Error> {
+async fn connect(url: &WsUrl, deflate: bool) -> Result<WebSocketStream<TcpStream>, Error> {
     let tcp = TcpStream::connect(url.socket_addr()).await?;
-    let config = WebSocketConfig::default().permessage_deflate(false);
+    let config = WebSocketConfig::default().permessage_deflate(deflate);
     let request = Request::new(url.host_header(), &url.target);
     let (ws, _) = client_with_config(tcp, request, config).await?;
     Ok(ws)
