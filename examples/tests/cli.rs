@@ -40,6 +40,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
             "--connections",
             "--batch",
             "--echo-bytes",
+            "--deflate",
         ],
     ),
     (
