@@ -333,6 +333,18 @@ async fn close_handshake_started_by_either_side() {
     assert!(matches!(next(&mut peer).await, Some(Message::Close(_))));
     assert_eq!(next(&mut peer).await, None);
     assert_eq!(peer.state(), ConnectionState::Closed);
+
+    // A close frame without a status code, and sending after it.
+    let (mut ours, mut peer) = pair(4096, WebSocketConfig::default()).await;
+    peer.send(Message::Close(None)).await.unwrap();
+    assert!(matches!(
+        peer.send(Message::text("late")).await,
+        Err(Error::AlreadyClosed)
+    ));
+    assert_eq!(next(&mut ours).await, Some(Message::Close(None)));
+    assert_eq!(next(&mut ours).await, None);
+    assert_eq!(next(&mut peer).await, Some(Message::Close(None)));
+    assert_eq!(next(&mut peer).await, None);
 }
 
 #[tokio::test]

@@ -193,6 +193,11 @@ impl WebSocketConfig {
 /// handshake is over. A protocol violation by the peer comes as one
 /// [`Error::Protocol`] (its close frame is sent), then the stream ends.
 ///
+/// Closing: [`close`](Self::close) sends our close frame and waits, within
+/// a time limit, for the peer's. The sink's `close` (what a write half
+/// has) sends a close frame with code 1000 unless one was sent, and
+/// flushes; the read half then yields the peer's reply and ends.
+///
 /// ```
 /// use futures_util::{SinkExt, StreamExt};
 /// use wsproto_std::stream::{accept, client, Message};
