@@ -13,17 +13,20 @@
 //! ```
 //!
 //! The server echoes each text and binary message; the adapter answers
-//! pings and completes the closing handshake, and keeps reading while an
-//! echo waits for a slow peer. Each connection is a task with an idle
-//! timeout. The client sends text and binary messages (up to 1 MiB) and a
+//! pings and completes the closing handshake. Each connection is one task
+//! that reads with one half of the stream while echoes wait in the other,
+//! with an idle timeout. The client sends text and binary messages (up to 1 MiB) and a
 //! ping, checks the echoes, and closes.
 
+use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::io;
 use std::process::ExitCode;
+use std::task::ready;
 use std::time::Duration;
 
 use clap::Parser;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -147,26 +150,57 @@ async fn serve(listener: TcpListener, mut stopped: watch::Receiver<bool>, idle: 
     connections.shutdown().await;
 }
 
-/// Serve one connection: echo every message until the peer closes.
+/// Echoes that may wait for a slow peer before reading pauses.
+const MAX_QUEUED: usize = 16;
+
+/// Serve one connection: echo every message until the peer closes. The
+/// halves run side by side, so reading (and answering pings) goes on while
+/// echoes wait for a peer that is still sending, up to [`MAX_QUEUED`].
 async fn serve_connection(stream: TcpStream, idle: Duration) -> Result<(), Error> {
     stream.set_nodelay(true)?;
-    let mut ws = timeout(idle, accept(stream))
+    let ws = timeout(idle, accept(stream))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no request in time"))??;
+    let (mut write, mut read) = ws.split();
+    let mut queue = VecDeque::new();
     loop {
-        let Ok(message) = timeout(idle, ws.next()).await else {
-            let bye = CloseFrame {
-                code: CloseCode::GOING_AWAY,
-                reason: "idle".into(),
-            };
-            return ws.close(Some(bye)).await;
-        };
-        match message.transpose()? {
-            Some(message) if message.is_text() || message.is_binary() => ws.send(message).await?,
-            Some(_) => {}
-            None => return Ok(()),
+        tokio::select! {
+            message = read.next(), if queue.len() < MAX_QUEUED => match message.transpose()? {
+                Some(message) if message.is_text() || message.is_binary() => queue.push_back(message),
+                Some(_) => {}
+                None => return Ok(()),
+            },
+            sent = send_queued(&mut write, &mut queue), if !queue.is_empty() => sent?,
+            () = tokio::time::sleep(idle) => {
+                // Nothing read or written for that long: the peer is silent,
+                // or does not read its echoes.
+                let mut ws = write.reunite(read).map_err(io::Error::other)?;
+                let bye = CloseFrame {
+                    code: CloseCode::GOING_AWAY,
+                    reason: "idle".into(),
+                };
+                return ws.close(Some(bye)).await;
+            }
         }
     }
+}
+
+/// Send the queued messages and flush. A message leaves the queue only
+/// when the sink takes it, so dropping this future loses nothing.
+async fn send_queued<S>(sink: &mut S, queue: &mut VecDeque<Message>) -> Result<(), Error>
+where
+    S: Sink<Message, Error = Error> + Unpin,
+{
+    poll_fn(|cx| {
+        while !queue.is_empty() {
+            ready!(sink.poll_ready_unpin(cx))?;
+            if let Some(message) = queue.pop_front() {
+                sink.start_send_unpin(message)?;
+            }
+        }
+        sink.poll_flush_unpin(cx)
+    })
+    .await
 }
 
 /// The client: connect to `url`, check a few echoes and a ping, close.
