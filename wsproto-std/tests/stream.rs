@@ -367,12 +367,12 @@ async fn a_protocol_error_is_reported_once_with_its_close_frame() {
         Some(Err(Error::Protocol(err))) => assert!(!err.to_string().is_empty()),
         other => panic!("expected a protocol error, got {other:?}"),
     }
-    assert!(next(&mut ours).await.is_none());
-    drop(ours);
+    // The close frame went out with the error, before any further poll.
     match next(&mut peer).await {
         Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::PROTOCOL_ERROR),
         other => panic!("expected close 1002, got {other:?}"),
     }
+    assert!(next(&mut ours).await.is_none());
 }
 
 #[tokio::test]

@@ -548,6 +548,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         Poll::Ready(Ok(()))
     }
 
+    /// Start writing a reply (a pong, a close frame) without waiting, so
+    /// it goes out even if the caller stops polling after this message.
+    /// A failure shows on the next poll.
+    fn try_write_out(&mut self, cx: &mut Context<'_>) {
+        if self.unwritten() > 0 {
+            let _ = self.poll_write_out(cx);
+        }
+    }
+
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         self.wakers.read.register(cx.waker());
         let waker = self.waker.clone();
@@ -574,6 +583,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             match self.ws.next_event() {
                 Some(Ok(event)) => {
                     if let Some(message) = self.on_event(event) {
+                        self.try_write_out(&mut io_cx);
                         return Poll::Ready(Some(message));
                     }
                 }
@@ -583,6 +593,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                     self.compact();
                     let _ = self.ws.send_core(&err.event_hint(), &mut self.out);
                     self.read = ReadState::Ending;
+                    self.try_write_out(&mut io_cx);
                     return Poll::Ready(Some(Err(Error::Protocol(err))));
                 }
                 None if self.ws.state() == ConnectionState::Closed => {
