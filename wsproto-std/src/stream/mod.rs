@@ -25,6 +25,11 @@
 //! for the transport, a message is assembled only up to the maximum message
 //! size, and reads go through a 4 KiB buffer on the stack.
 //!
+//! On a stream that is not split, `send(...).await` does not read: if the
+//! peer may keep sending while it does not read (a pipelining client of an
+//! echo server), split the stream and read in one half while the other
+//! writes, as `examples/src/bin/async-echo.rs` does.
+//!
 //! ```
 //! use futures_util::{SinkExt, StreamExt};
 //! use wsproto_std::stream::{accept, client, Message};
@@ -438,9 +443,11 @@ impl<S> WebSocketStream<S> {
         self.out.len() - self.written
     }
 
-    /// Drop the written prefix of the output before appending to it.
+    /// Drop the written prefix of the output before appending to it, once
+    /// it is at least half of the buffer (so the cost is amortized and the
+    /// prefix never outgrows what is still to write).
     fn compact(&mut self) {
-        if self.written > 0 {
+        if self.written > 0 && self.written >= self.out.len() / 2 {
             self.out.drain(..self.written);
             self.written = 0;
         }
