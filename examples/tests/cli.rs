@@ -35,7 +35,24 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     (
         env!("CARGO_BIN_EXE_async-echo"),
         "A WebSocket echo server and client on tokio",
-        &["--serve", "--connect"],
+        &["--serve", "--connect", "--idle-timeout"],
+    ),
+    (
+        env!("CARGO_BIN_EXE_hyper-upgrade"),
+        "A hyper HTTP/1.1 server that upgrades",
+        &["--serve"],
+    ),
+    (
+        env!("CARGO_BIN_EXE_idle-connections"),
+        "Open --connections idle WebSocket connections",
+        &[
+            "--url",
+            "--server-pid",
+            "--connections",
+            "--batch",
+            "--echo-bytes",
+            "--deflate",
+        ],
     ),
     (
         env!("CARGO_BIN_EXE_autobahn-client"),

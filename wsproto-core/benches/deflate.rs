@@ -26,7 +26,7 @@ fn json(len: usize) -> String {
             x % 997,
             x % 89,
             x % 13,
-            x % 2 == 0
+            x.is_multiple_of(2)
         ));
         i += 1;
     }

@@ -36,6 +36,8 @@ pub mod events;
 #[doc = include_str!("python.md")]
 pub mod python {}
 mod rng;
+#[cfg(feature = "tokio")]
+pub mod stream;
 
 use std::collections::VecDeque;
 
