@@ -1458,3 +1458,50 @@ fn both_ends_agree() {
         }
     }
 }
+
+#[test]
+fn into_connection_applies_the_negotiated_deflate() {
+    use wsproto_core::event::{AcceptConnection, Event, Request, TextMessage};
+    use wsproto_core::handshake::{Handshake, HandshakeConfig};
+
+    let config = HandshakeConfig::default();
+    let mut client = Handshake::client(config, |d: &mut [u8]| d.fill(7))
+        .with_extensions(Some(PerMessageDeflate::new()));
+    let mut server = Handshake::server(config).with_extensions(Some(PerMessageDeflate::new()));
+    let mut wire = [0u8; 512];
+    let request = Request {
+        host: "example.com",
+        target: "/",
+        ..Request::default()
+    };
+    let n = client.send(&request.into(), &mut wire).unwrap();
+    let received = server.receive(&mut wire[..n]);
+    assert!(matches!(received.event, Ok(Some(Event::Request(_)))));
+    let n = server
+        .send(&AcceptConnection::default().into(), &mut wire)
+        .unwrap();
+    let received = client.receive(&mut wire[..n]);
+    assert!(matches!(
+        received.event,
+        Ok(Some(Event::AcceptConnection(_)))
+    ));
+
+    let client = client.into_connection().unwrap();
+    let server = server.into_connection().unwrap();
+    assert!(client.extensions.as_ref().is_some_and(|e| e.enabled()));
+    let (mut client, mut server) = (client.connection, server.connection);
+    assert!(client.deflate_enabled() && server.deflate_enabled());
+
+    // A compressed message (RSV1 set) goes through without further setup.
+    let text = "hello hello hello hello hello hello";
+    let n = client
+        .send(&TextMessage::new(text).into(), &mut wire)
+        .unwrap();
+    assert_eq!(wire[0] & 0x40, 0x40, "RSV1: compressed");
+    let mut inflated = [0u8; 128];
+    let received = server.receive_into(&mut wire[..n], &mut inflated);
+    match received.event {
+        Ok(Some(Event::TextMessage(m))) => assert_eq!(m.data, text),
+        other => panic!("{other:?}"),
+    }
+}

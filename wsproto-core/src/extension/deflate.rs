@@ -236,6 +236,10 @@ impl Extension for PerMessageDeflate {
         NAME
     }
 
+    fn deflate_params(&self) -> Option<DeflateParams> {
+        self.negotiated
+    }
+
     fn enabled(&self) -> bool {
         self.negotiated.is_some()
     }

@@ -50,6 +50,15 @@ pub trait Extension {
     /// Client: apply the server's answer. An answer the offer did not allow
     /// fails the handshake.
     fn finalize(&mut self, response: &ExtensionOffer<'_>) -> Result<(), RemoteProtocolError>;
+
+    /// The permessage-deflate parameters this extension agreed on, if it is
+    /// permessage-deflate and negotiation enabled it: what
+    /// [`Handshake::into_connection`](crate::handshake::Handshake::into_connection)
+    /// applies to the connection. Other extensions keep the default, `None`.
+    #[cfg(feature = "deflate")]
+    fn deflate_params(&self) -> Option<deflate::DeflateParams> {
+        None
+    }
 }
 
 /// One element of a `Sec-WebSocket-Extensions` list: a name and its raw

@@ -4,8 +4,10 @@
 
 use core::fmt;
 
+use crate::connection::Connection;
 use crate::error::RemoteProtocolError;
 use crate::extension::{parse_extensions, Extension};
+use crate::random::RandomSource;
 
 /// The extensions a handshake negotiates: a client offers each of them, a
 /// server accepts the client's offers with them.
@@ -47,6 +49,34 @@ pub trait ExtensionSet {
     /// Whether the set is empty.
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// `connection` with what the set negotiated applied to it, once the
+    /// handshake succeeded: permessage-deflate, when an extension reports
+    /// [`deflate_params`](Extension::deflate_params) (the first that does).
+    /// Anything else leaves the connection as it is.
+    /// [`Handshake::into_connection`](super::Handshake::into_connection)
+    /// calls it exactly once.
+    ///
+    /// ```
+    /// use wsproto_core::handshake::{ExtensionSet, NoExtensions};
+    /// use wsproto_core::{Config, Connection};
+    /// let connection = NoExtensions.apply(Connection::server(Config::default()));
+    /// assert!(!connection.deflate_enabled());
+    /// ```
+    #[must_use]
+    fn apply<R: RandomSource>(&self, connection: Connection<R>) -> Connection<R>
+    where
+        Self: Sized,
+    {
+        #[cfg(feature = "deflate")]
+        if let Some(params) = (0..self.len())
+            .filter_map(|i| self.get(i))
+            .find_map(|ext| ext.deflate_params())
+        {
+            return connection.with_deflate(params);
+        }
+        connection
     }
 }
 

@@ -971,9 +971,10 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
     }
 
     /// Hand over to the post-handshake [`Connection`], once the handshake
-    /// succeeded (state `Open`): a client connection keeps the random source.
-    /// The result also carries the extensions, negotiated, and the
-    /// subprotocol.
+    /// succeeded (state `Open`): a client connection keeps the random source,
+    /// and the negotiated extensions are applied to it, once, through
+    /// [`ExtensionSet::apply`] (permessage-deflate among them). The result
+    /// also carries the extensions, negotiated, and the subprotocol.
     ///
     /// The bytes that followed the head in the caller's buffer (after the
     /// `consumed` prefix reported with the `AcceptConnection` or `Request`
@@ -1006,7 +1007,7 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
             ..
         } = self;
         Ok(Upgraded {
-            connection: side.into_connection(config.connection),
+            connection: extensions.apply(side.into_connection(config.connection)),
             extensions,
             negotiated,
         })
@@ -1050,8 +1051,9 @@ fn check_headers(headers: Headers<'_>) -> Result<(), LocalProtocolError> {
 /// A finished handshake: the connection, the extensions after negotiation,
 /// and the subprotocol agreed on.
 ///
-/// With permessage-deflate, read the agreed parameters from the extension
-/// and configure the connection with them before using it.
+/// The connection already has the negotiated extensions applied
+/// ([`ExtensionSet::apply`]): with permessage-deflate agreed, it compresses
+/// and inflates without further setup.
 ///
 /// ```
 /// # use wsproto_core::event::{AcceptConnection, Event};
