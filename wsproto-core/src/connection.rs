@@ -128,6 +128,18 @@ struct Inner {
     deflate: Option<alloc::boxed::Box<DeflateStream>>,
 }
 
+#[cfg(feature = "defmt")]
+impl<R> defmt::Format for Connection<R> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "Connection {{ role: {}, state: {} }}",
+            self.inner.role,
+            self.inner.state
+        )
+    }
+}
+
 impl Connection<NoRandom> {
     /// A server-side connection (frames from the client must be masked).
     #[must_use]

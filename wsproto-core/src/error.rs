@@ -13,8 +13,8 @@
 use core::fmt;
 
 use crate::close::CloseCode;
-use crate::event::{CloseConnection, Event, Header, RejectConnection};
-use crate::handshake::Headers;
+use crate::event::{CloseConnection, Event, RejectConnection};
+use crate::fields::{Header, Headers};
 
 /// The caller asked for something the protocol forbids in the current state,
 /// such as sending a message after a close frame.
@@ -89,6 +89,7 @@ impl core::error::Error for LocalProtocolError {}
 /// What to answer a peer that broke the protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ErrorHint {
     /// Send a close frame with this code (the connection was open).
     Close(CloseCode),
@@ -219,6 +220,7 @@ impl core::error::Error for RemoteProtocolError {}
 
 /// The output buffer was too small; nothing was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BufferTooSmall {
     /// The number of bytes the output needs.
     pub required: usize,
@@ -239,6 +241,7 @@ impl core::error::Error for BufferTooSmall {}
 /// Why a send into a caller buffer failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SendError {
     /// The event cannot be sent in the current state.
     Local(LocalProtocolError),

@@ -38,6 +38,7 @@ impl<F: FnMut(&mut [u8])> RandomSource for F {
 ///
 /// Filling from it writes zeros; the server role never asks it for bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NoRandom;
 
 impl RandomSource for NoRandom {

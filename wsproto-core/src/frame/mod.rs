@@ -25,6 +25,7 @@ pub const MAX_CLOSE_REASON: usize = MAX_CONTROL_PAYLOAD - 2;
 /// A frame opcode (RFC 6455 §5.2): four bits, including the reserved values,
 /// which survive parsing so the connection can reject them with a reason.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Opcode(u8);
 
 impl Opcode {
@@ -84,6 +85,7 @@ impl fmt::Debug for Opcode {
 /// The three reserved bits of a frame header (RFC 6455 §5.2), as the bits
 /// `0b100` (RSV1), `0b010` (RSV2) and `0b001` (RSV3).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RsvBits(u8);
 
 impl RsvBits {
@@ -135,6 +137,7 @@ impl fmt::Debug for RsvBits {
 
 /// The result of parsing from input that may be incomplete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Status<T> {
     /// Parsed; the value and the number of bytes it used.
     Complete(T),
@@ -155,6 +158,7 @@ pub enum Status<T> {
 /// assert_eq!(header.mask, Some([0x37, 0xfa, 0x21, 0x3d]));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FrameHeader {
     /// Whether this is the final frame of a message.
     pub fin: bool,
