@@ -8,24 +8,8 @@
 //! [`Connection::receive`]: crate::Connection::receive
 
 use crate::close::CloseCode;
-use crate::handshake::{Headers, Tokens};
-
-/// One HTTP header: a name and its raw value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Header<'a> {
-    /// The header name, compared case-insensitively.
-    pub name: &'a str,
-    /// The raw value.
-    pub value: &'a [u8],
-}
-
-impl<'a> Header<'a> {
-    /// A header from a name and a value.
-    #[must_use]
-    pub const fn new(name: &'a str, value: &'a [u8]) -> Self {
-        Self { name, value }
-    }
-}
+pub use crate::fields::Header;
+use crate::fields::{Headers, Tokens};
 
 /// Everything that can happen on a WebSocket connection.
 #[derive(Clone, Debug, PartialEq, Eq)]

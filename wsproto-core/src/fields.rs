@@ -1,5 +1,6 @@
-//! The list fields of handshake events without a heap: [`Tokens`] and
-//! [`Headers`].
+//! The header vocabulary shared by events, errors and the handshake: a
+//! [`Header`], and the list fields of handshake events without a heap,
+//! [`Tokens`] and [`Headers`]. A leaf module: it imports nothing above it.
 //!
 //! Each wraps either a slice the caller built (to send an event) or a head
 //! the handshake parsed, in the caller's buffer and read again when iterated
@@ -8,8 +9,24 @@
 use core::fmt;
 use core::slice;
 
-use crate::event::Header;
 use crate::list::{list, trim_ows, trim_ows_bytes, List};
+
+/// One HTTP header: a name and its raw value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header<'a> {
+    /// The header name, compared case-insensitively.
+    pub name: &'a str,
+    /// The raw value.
+    pub value: &'a [u8],
+}
+
+impl<'a> Header<'a> {
+    /// A header from a name and a value.
+    #[must_use]
+    pub const fn new(name: &'a str, value: &'a [u8]) -> Self {
+        Self { name, value }
+    }
+}
 
 /// A list of headers: a caller's slice, or a head that httparse accepted,
 /// read again line by line when iterated (so nothing about it is stored).

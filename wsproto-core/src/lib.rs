@@ -29,6 +29,7 @@ pub mod connection;
 pub mod error;
 pub mod event;
 pub mod extension;
+mod fields;
 pub mod frame;
 pub mod handshake;
 mod list;

@@ -257,7 +257,7 @@ mod tests {
 
     use super::*;
     use crate::event::Header;
-    use crate::handshake::fields::Source;
+    use crate::fields::Source;
 
     const LIMITS: BodyLimits = BodyLimits {
         max_body: 64,

@@ -3,7 +3,6 @@
 
 use super::body::BodyDecoder;
 use super::extensions::finalize_extensions;
-use super::fields::{Headers, Source, Tokens};
 use super::head::{write_request, RequestHead, Writer};
 use super::util::{
     generate_accept_token, generate_nonce, is_field_value, is_request_target, HeadScan,
@@ -16,6 +15,7 @@ use super::{
 use crate::error::{BufferTooSmall, LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{AcceptConnection, Event, RejectConnection, Request};
 use crate::extension::{is_token, parse_extensions};
+use crate::fields::{Headers, Source, Tokens};
 use crate::list::list;
 
 /// The response headers an [`AcceptConnection`] reports in its own fields

@@ -8,9 +8,9 @@
 use core::fmt::{self, Write as _};
 
 use super::extensions::{ExtensionSet, Separated};
-use super::fields::{Headers, Tokens};
 use crate::error::BufferTooSmall;
 use crate::event::Header;
+use crate::fields::{Headers, Tokens};
 
 /// Writes into a caller buffer, or only counts when the buffer is too small.
 pub(crate) struct Writer<'o> {

@@ -119,26 +119,25 @@
 mod body;
 mod client;
 mod extensions;
-mod fields;
 mod head;
 mod server;
 mod util;
 
 use core::fmt;
 
+pub use crate::fields::{Headers, HeadersIter, Tokens, TokensIter};
 pub use extensions::{
     client_extensions_handshake, server_extensions_handshake, ExtensionSet, NoExtensions,
 };
-pub use fields::{Headers, HeadersIter, Tokens, TokensIter};
 pub use util::{
     generate_accept_token, generate_nonce, split_comma_header, WEBSOCKET_GUID, WEBSOCKET_VERSION,
 };
 
 use self::body::{BodyDecoder, BodyEncoder, BodyLimits};
-use self::fields::Source;
 use crate::connection::{Config, Connection, ConnectionState, Role};
 use crate::error::{LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{Event, RejectData};
+use crate::fields::Source;
 use crate::random::{NoRandom, RandomSource};
 
 /// The result of one call to [`Handshake::receive`].

@@ -4,7 +4,6 @@
 
 use super::body::{is_chunked, parse_length, BodyEncoder};
 use super::extensions::server_extensions_handshake;
-use super::fields::{Headers, Source, Tokens};
 use super::head::{emit, write_accept, write_chunk, write_reject, AcceptHead};
 use super::util::{generate_accept_token, is_valid_key, HeadScan};
 use super::Received;
@@ -15,6 +14,7 @@ use super::{
 use crate::error::{LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{AcceptConnection, Event, Header, RejectConnection, RejectData, Request};
 use crate::extension::is_extension_list;
+use crate::fields::{Headers, Source, Tokens};
 use crate::list::trim_ows;
 
 /// The request headers a [`Request`] reports in its own fields rather than

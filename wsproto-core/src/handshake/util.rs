@@ -3,8 +3,8 @@
 //! lists.
 
 use super::body::{is_chunked, parse_length};
-use super::fields::Source;
 use crate::extension::{is_extension_list, is_token};
+use crate::fields::Source;
 use crate::list::{has_token, list, trim_ows, trim_ows_bytes};
 use crate::random::RandomSource;
 
