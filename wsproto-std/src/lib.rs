@@ -568,32 +568,27 @@ impl WSConnection {
             Config::default(),
             OsRng::new(),
         ));
-        let (subprotocol, connection, extensions) =
-            match std::mem::replace(&mut self.stage, placeholder) {
-                Stage::Client(hs) => match hs.into_connection() {
-                    Ok(up) => (
-                        up.subprotocol().map(str::to_owned),
-                        up.connection,
-                        up.extensions,
-                    ),
-                    Err(_) => return,
-                },
-                Stage::Server(hs) => match hs.into_connection() {
-                    Ok(up) => (
-                        up.subprotocol().map(str::to_owned),
-                        up.connection.with_random_source(OsRng::new()),
-                        up.extensions,
-                    ),
-                    Err(_) => return,
-                },
-                open => {
-                    self.stage = open;
-                    return;
-                }
-            };
-        let params = extensions.as_ref().and_then(PerMessageDeflate::params);
+        // The handshake hands over a connection with the negotiated
+        // extensions applied.
+        let (subprotocol, connection) = match std::mem::replace(&mut self.stage, placeholder) {
+            Stage::Client(hs) => match hs.into_connection() {
+                Ok(up) => (up.subprotocol().map(str::to_owned), up.connection),
+                Err(_) => return,
+            },
+            Stage::Server(hs) => match hs.into_connection() {
+                Ok(up) => (
+                    up.subprotocol().map(str::to_owned),
+                    up.connection.with_random_source(OsRng::new()),
+                ),
+                Err(_) => return,
+            },
+            open => {
+                self.stage = open;
+                return;
+            }
+        };
         self.subprotocol = subprotocol;
-        self.stage = Stage::Open(with_params(connection, params));
+        self.stage = Stage::Open(connection);
     }
 
     /// Parse the next event from the receive buffer.
@@ -751,17 +746,6 @@ fn owned_receive<S: Side, E: ExtensionSet>(
         .event
         .map(|event| event.map(|event| owned_event(&event)));
     (received.consumed, event)
-}
-
-/// A connection with permessage-deflate applied when it was agreed.
-fn with_params(
-    connection: Connection<OsRng>,
-    params: Option<wsproto_core::extension::deflate::DeflateParams>,
-) -> Connection<OsRng> {
-    match params {
-        Some(params) => connection.with_deflate(params),
-        None => connection,
-    }
 }
 
 /// Stage a connection event. Text was validated by the core: it is copied
