@@ -1883,3 +1883,29 @@ fn a_protocol_error_is_yielded_once() {
     assert!(server.send_core(&err.event_hint(), &mut hint).is_err());
     assert!(server.receive_data(Some(b"x")).is_err());
 }
+
+/// A `Request` that already names permessage-deflate among its extensions,
+/// sent by a client that offers it itself, offers it once (Python's wsproto
+/// sends each extension once).
+#[test]
+fn an_extension_named_twice_is_offered_once() {
+    let mut client = WSConnection::new(ConnectionType::Client);
+    let mut request = Request::new("example.com", "/");
+    request.extensions = vec!["permessage-deflate".into()];
+    let head = String::from_utf8(client.send(request).unwrap()).unwrap();
+    let offers = head
+        .lines()
+        .filter(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("sec-websocket-extensions:")
+        })
+        .flat_map(|l| l.split_once(':').map(|x| x.1.to_owned()))
+        .flat_map(|v| {
+            v.split(',')
+                .map(|o| o.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .filter(|o| o.split(';').next().map(str::trim) == Some("permessage-deflate"))
+        .count();
+    assert_eq!(offers, 1, "{head}");
+}

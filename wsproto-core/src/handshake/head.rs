@@ -162,10 +162,26 @@ fn write_offers<E: ExtensionSet + ?Sized>(
         list.next_item();
     }
     for offer in raw {
-        list.write_str(offer)?;
-        list.next_item();
+        // An extension of the set already made its own offer: the same name
+        // by hand would offer it twice.
+        let own = (0..extensions.len())
+            .filter_map(|i| extensions.get(i))
+            .any(|ext| names(offer, ext.name()));
+        if !own {
+            list.write_str(offer)?;
+            list.next_item();
+        }
     }
     Ok(())
+}
+
+/// Whether the extension offer `offer` is for the extension `name`.
+fn names(offer: &str, name: &str) -> bool {
+    offer
+        .trim_start_matches([' ', '\t'])
+        .as_bytes()
+        .strip_prefix(name.as_bytes())
+        .is_some_and(|rest| matches!(rest.first(), None | Some(b';' | b',' | b' ' | b'\t')))
 }
 
 /// The fields of the server's 101 response.
