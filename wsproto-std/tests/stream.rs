@@ -430,3 +430,75 @@ async fn a_bad_request_is_refused() {
         String::from_utf8_lossy(&answer)
     );
 }
+
+/// Keepalive: a peer that goes silent gets a ping, and the stream ends
+/// with `Error::Timeout` when no pong comes; a peer that answers pings
+/// stays connected through many intervals.
+#[tokio::test]
+async fn keepalive_pings_a_silent_peer_then_times_out() {
+    let interval = Duration::from_millis(100);
+    let config = WebSocketConfig::default().keepalive(interval, interval);
+
+    // A peer that never reads: the ping goes unanswered.
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let server = tokio::spawn(accept_with_config(b, config.clone()));
+    let (mut silent, _) = client(a, "localhost", "/").await.unwrap();
+    let mut server = server.await.unwrap().unwrap();
+    let started = std::time::Instant::now();
+    let ended = timeout(LIMIT, server.next()).await.unwrap();
+    let waited = started.elapsed();
+    assert!(matches!(ended, Some(Err(Error::Timeout))), "{ended:?}");
+    assert!(waited >= 2 * interval, "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert!(timeout(LIMIT, server.next()).await.unwrap().is_none());
+    // The ping had reached the peer.
+    let ping = timeout(LIMIT, silent.next()).await.unwrap();
+    assert!(matches!(ping, Some(Ok(Message::Ping(_)))), "{ping:?}");
+
+    // A peer that reads (so its adapter answers the pings) stays.
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let server = tokio::spawn(accept_with_config(b, config));
+    let (mut lively, _) = client(a, "localhost", "/").await.unwrap();
+    let mut server = server.await.unwrap().unwrap();
+    let reader = tokio::spawn(async move {
+        let mut pings = 0;
+        while let Some(Ok(message)) = lively.next().await {
+            pings += usize::from(matches!(message, Message::Ping(_)));
+        }
+        pings
+    });
+    // Only the pongs of the keepalive pings come in for 10 intervals.
+    let until = tokio::time::Instant::now() + 10 * interval;
+    let mut pongs = 0;
+    while let Ok(message) = tokio::time::timeout_at(until, server.next()).await {
+        assert!(matches!(message, Some(Ok(Message::Pong(_)))), "{message:?}");
+        pongs += 1;
+    }
+    assert!(pongs >= 3, "{pongs} pongs in 10 intervals");
+    server.close(None).await.unwrap();
+    let pings = timeout(LIMIT, reader).await.unwrap().unwrap();
+    assert!(pings >= 3, "{pings} pings in 10 intervals");
+}
+
+/// The handshake deadline: a client that sends half a request head gets a
+/// 408 and the server's `accept` fails with `Error::Timeout`.
+#[tokio::test]
+async fn a_slow_request_head_gets_408() {
+    use tokio::io::AsyncReadExt;
+    let config = WebSocketConfig::default().handshake_timeout(Duration::from_millis(200));
+    let (mut a, b) = tokio::io::duplex(64 * 1024);
+    let server = tokio::spawn(accept_with_config(b, config));
+    a.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let result = timeout(LIMIT, server).await.unwrap().unwrap();
+    assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
+    let mut reply = Vec::new();
+    timeout(LIMIT, a.read_to_end(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        reply.starts_with(b"HTTP/1.1 408"),
+        "{:?}",
+        String::from_utf8_lossy(&reply)
+    );
+}

@@ -33,7 +33,13 @@ pub enum Error {
     Rejected(u16),
     /// The peer closed the transport without a close frame.
     AbnormalClosure,
-    /// The peer did not answer our close frame in time.
+    /// The peer let a deadline pass: the opening handshake was not done
+    /// within [`handshake_timeout`](super::WebSocketConfig::handshake_timeout),
+    /// no pong came within the [`keepalive`](super::WebSocketConfig::keepalive)
+    /// timeout, or our close frame was not answered in time. The stream
+    /// ends; drop it to close the transport. (tokio-tungstenite has no
+    /// timers; its users see a timeout of their own `tokio::time::timeout`
+    /// here.)
     Timeout,
     /// A payload is not UTF-8 ([`Message::to_text`](super::Message::to_text)).
     Utf8(std::str::Utf8Error),
@@ -53,7 +59,7 @@ impl fmt::Display for Error {
             Self::AbnormalClosure => {
                 f.write_str("the peer closed the transport without a close frame")
             }
-            Self::Timeout => f.write_str("the peer did not answer the close frame in time"),
+            Self::Timeout => f.write_str("the peer did not answer in time"),
             Self::Utf8(err) => write!(f, "not UTF-8: {err}"),
         }
     }

@@ -2,12 +2,19 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
+use std::task::Poll;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
-use super::{poll_fill, Error, WebSocketConfig, WebSocketStream};
+use super::{poll_fill, ticks, Error, WebSocketConfig, WebSocketStream};
 use crate::events::{AcceptConnection, Event, RejectConnection, Request};
-use crate::{ConnectionType, WSConnection};
+use crate::{ConnectionType, Expired, WSConnection};
+
+/// What a server sends when the request head did not come in time.
+const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\
+    Content-Length: 0\r\n\r\n";
 
 /// Open a WebSocket as a client over `stream` (already connected to the
 /// server): send the request for `path` on `host`, wait for the server's
@@ -73,7 +80,8 @@ pub async fn client_with_config<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut ws = WSConnection::with_settings(ConnectionType::Client, config.settings.clone());
+    let start = Instant::now();
+    let mut ws = WSConnection::with_settings(ConnectionType::Client, config.connection_settings());
     let head = ws.send(request)?;
     stream.write_all(&head).await?;
     stream.flush().await?;
@@ -82,7 +90,7 @@ where
     loop {
         match ws.next_event() {
             Some(Ok(Event::AcceptConnection(accept))) => {
-                return Ok((WebSocketStream::from_connection(stream, ws, config), accept));
+                return Ok((WebSocketStream::started(stream, ws, &config, start), accept));
             }
             Some(Ok(Event::RejectConnection(reject))) => {
                 return Err(Error::Rejected(reject.status_code));
@@ -90,7 +98,7 @@ where
             Some(Ok(_)) => {}
             Some(Err(err)) => return Err(Error::Protocol(err)),
             None if eof => return Err(ended_early()),
-            None => eof = poll_fn(|cx| poll_fill(&mut stream, &mut ws, cx)).await?,
+            None => eof = fill_in_time(&mut stream, &mut ws, start).await?,
         }
     }
 }
@@ -205,7 +213,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> Result<AcceptConnection, RejectConnection>,
 {
-    let mut ws = WSConnection::with_settings(ConnectionType::Server, config.settings.clone());
+    let start = Instant::now();
+    let mut ws = WSConnection::with_settings(ConnectionType::Server, config.connection_settings());
     let mut eof = false;
     let mut decide = Some(decide);
     loop {
@@ -229,7 +238,7 @@ where
                     let _ = stream.shutdown().await;
                     return Err(Error::Rejected(status));
                 }
-                return Ok(WebSocketStream::from_connection(stream, ws, config));
+                return Ok(WebSocketStream::started(stream, ws, &config, start));
             }
             Some(Ok(_)) => {}
             Some(Err(err)) => {
@@ -242,8 +251,56 @@ where
                 return Err(Error::Protocol(err));
             }
             None if eof => return Err(ended_early()),
-            None => eof = poll_fn(|cx| poll_fill(&mut stream, &mut ws, cx)).await?,
+            None => match fill_in_time(&mut stream, &mut ws, start).await {
+                Err(Error::Timeout) => {
+                    // The client may be gone or not reading; it gets one try.
+                    write_without_waiting(&mut stream, REQUEST_TIMEOUT).await;
+                    return Err(Error::Timeout);
+                }
+                filled => eof = filled?,
+            },
         }
+    }
+}
+
+/// Read once into `ws`, within the handshake deadline of its timers (if
+/// one is set); [`Error::Timeout`] when it passes. `true` at the end of
+/// the transport.
+async fn fill_in_time<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    ws: &mut WSConnection,
+    start: Instant,
+) -> Result<bool, Error> {
+    loop {
+        if let Some(Expired::Handshake) = ws.handle_timeout(ticks(start)) {
+            return Err(Error::Timeout);
+        }
+        let Some(deadline) = ws.poll_timeout() else {
+            return Ok(poll_fn(|cx| poll_fill(stream, ws, cx)).await?);
+        };
+        let at = start + std::time::Duration::from_millis(deadline);
+        if let Ok(filled) =
+            tokio::time::timeout_at(at, poll_fn(|cx| poll_fill(stream, ws, cx))).await
+        {
+            return Ok(filled?);
+        }
+    }
+}
+
+/// Write a short answer to a peer that may not read: one write that waits
+/// for nothing, then shut the write side down if it all went.
+async fn write_without_waiting<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) {
+    let written = poll_fn(|cx| match Pin::new(&mut *stream).poll_write(cx, bytes) {
+        Poll::Pending => Poll::Ready(Ok(0)),
+        ready => ready,
+    })
+    .await;
+    if matches!(written, Ok(n) if n == bytes.len()) {
+        let _ = poll_fn(|cx| match Pin::new(&mut *stream).poll_shutdown(cx) {
+            Poll::Pending => Poll::Ready(Ok(())),
+            ready => ready,
+        })
+        .await;
     }
 }
 

@@ -25,6 +25,17 @@
 //! for the transport, a message is assembled only up to the maximum message
 //! size, and reads go through a 4 KiB buffer on the stack.
 //!
+//! Deadlines and keepalive are off by default, as in tokio-tungstenite;
+//! [`WebSocketConfig::handshake_timeout`] and [`WebSocketConfig::keepalive`]
+//! turn them on (they drive the timers of [`Settings::timers`], with
+//! milliseconds since the handshake started as ticks). The read side runs
+//! them: a stream that is polled for messages (or its read half) sends the
+//! keepalive ping when the peer has been silent, and ends with
+//! [`Error::Timeout`] when the pong does not come in time, or when the
+//! peer does not finish the closing handshake within
+//! `settings.timers.close_timeout`. Drop the stream then to close the
+//! transport.
+//!
 //! On a stream that is not split, `send(...).await` does not read: if the
 //! peer may keep sending while it does not read (a pipelining client of an
 //! echo server), split the stream and read in one half while the other
@@ -61,6 +72,7 @@ mod error;
 mod handshake;
 mod message;
 
+use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
@@ -73,10 +85,11 @@ use futures_util::stream::FusedStream;
 use futures_util::task::AtomicWaker;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::time::{Instant, Sleep};
 use wsproto_core::extension::deflate::PerMessageDeflate;
 
 use crate::events::{CloseConnection, Event};
-use crate::{CloseCode, ConnectionState, Settings, WSConnection};
+use crate::{CloseCode, ConnectionState, Expired, Settings, TimerConfig, WSConnection};
 
 pub use error::Error;
 pub use handshake::{accept, accept_request, accept_with_config, client, client_with_config};
@@ -115,6 +128,14 @@ pub struct WebSocketConfig {
     /// How long [`WebSocketStream::close`] waits for the peer's close frame
     /// (default 5 s).
     pub close_timeout: Duration,
+    /// The most time the opening handshake may take (default: no limit).
+    /// A server that has no whole request head by then answers 408 and
+    /// closes; either side's handshake fails with [`Error::Timeout`].
+    pub handshake_timeout: Option<Duration>,
+    /// Keepalive (default: off): after `.0` without input a ping is sent,
+    /// and when no pong comes within `.1` the stream ends with
+    /// [`Error::Timeout`].
+    pub keepalive: Option<(Duration, Duration)>,
 }
 
 impl Default for WebSocketConfig {
@@ -123,6 +144,8 @@ impl Default for WebSocketConfig {
             settings: Settings::default(),
             max_write_buffer_size: 128 * 1024,
             close_timeout: Duration::from_secs(5),
+            handshake_timeout: None,
+            keepalive: None,
         }
     }
 }
@@ -167,6 +190,52 @@ impl WebSocketConfig {
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
         self
+    }
+
+    /// Set [`handshake_timeout`](Self::handshake_timeout).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use wsproto_std::stream::WebSocketConfig;
+    /// let config = WebSocketConfig::default().handshake_timeout(Duration::from_secs(10));
+    /// assert_eq!(config.handshake_timeout, Some(Duration::from_secs(10)));
+    /// ```
+    #[must_use]
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = Some(timeout);
+        self
+    }
+
+    /// Set [`keepalive`](Self::keepalive): a ping after `interval` without
+    /// input, the end of the stream when its pong takes longer than
+    /// `timeout`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use wsproto_std::stream::WebSocketConfig;
+    /// let config = WebSocketConfig::default()
+    ///     .keepalive(Duration::from_secs(30), Duration::from_secs(10));
+    /// assert_eq!(config.keepalive, Some((Duration::from_secs(30), Duration::from_secs(10))));
+    /// ```
+    #[must_use]
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.keepalive = Some((interval, timeout));
+        self
+    }
+
+    /// The settings of a new connection: [`settings`](Self::settings) with
+    /// the timers of this configuration added.
+    pub(crate) fn connection_settings(&self) -> Settings {
+        let mut settings = self.settings.clone();
+        let mut timers: TimerConfig = settings.timers;
+        if let Some(timeout) = self.handshake_timeout {
+            timers = timers.handshake_timeout(millis(timeout));
+        }
+        if let Some((interval, timeout)) = self.keepalive {
+            timers = timers.keepalive(millis(interval), Some(millis(timeout)));
+        }
+        settings.timers = timers;
+        settings
     }
 
     /// Offer (client) or accept (server) permessage-deflate, or not.
@@ -235,6 +304,10 @@ pub struct WebSocketStream<S> {
     read: ReadState,
     max_write_buffer_size: usize,
     close_timeout: Duration,
+    /// Where the connection's timer ticks (milliseconds) count from.
+    start: Instant,
+    /// Armed at the connection's next deadline, once it has one.
+    timer: Option<Pin<Box<Sleep>>>,
     /// Wakes both halves on transport readiness: the read half may write
     /// (replies) and either may be the one waiting.
     wakers: Arc<Wakers>,
@@ -287,7 +360,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// a server's after an upgrade parsed by an HTTP server (see
     /// [`WSConnection::initiate_upgrade_connection`]). Bytes that followed
     /// the handshake and are buffered in `ws` are read first. The
-    /// connection's own settings apply; `config` gives the adapter's.
+    /// connection's own settings apply (its [`Settings::timers`] run with
+    /// milliseconds since this call as ticks); `config` gives the
+    /// adapter's.
     ///
     /// ```
     /// use wsproto_std::events::{AcceptConnection, Event};
@@ -313,6 +388,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_connection(io: S, ws: WSConnection, config: WebSocketConfig) -> Self {
+        Self::started(io, ws, &config, Instant::now())
+    }
+
+    /// A stream whose connection's timers count from `start`.
+    pub(crate) fn started(
+        io: S,
+        ws: WSConnection,
+        config: &WebSocketConfig,
+        start: Instant,
+    ) -> Self {
         let wakers = Arc::new(Wakers::default());
         let waker = Waker::from(Arc::clone(&wakers));
         Self {
@@ -325,6 +410,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             read: ReadState::Open,
             max_write_buffer_size: config.max_write_buffer_size,
             close_timeout: config.close_timeout,
+            start,
+            timer: None,
             wakers,
             waker,
         }
@@ -607,6 +694,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                     self.read = ReadState::Ending;
                 }
                 None => {
+                    if let Err(err) = self.poll_timers(&mut io_cx) {
+                        self.read = ReadState::Ended;
+                        return Poll::Ready(Some(Err(err)));
+                    }
+                    if self.unwritten() > 0 {
+                        // A keepalive ping was queued.
+                        self.try_write_out(&mut io_cx);
+                    }
                     if let Err(err) = ready!(poll_fill(&mut self.io, &mut self.ws, &mut io_cx)) {
                         self.read = ReadState::Ended;
                         return Poll::Ready(Some(Err(err.into())));
@@ -617,6 +712,56 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     }
 }
 
+impl<S> WebSocketStream<S> {
+    /// Run the connection's timers up to now: queue a keepalive ping when
+    /// one is due, fail when the peer let a deadline pass, and arm the
+    /// timer (woken through `cx`) for the next deadline.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        // Bounded: each pass either handles something that moves the
+        // deadline later, or returns.
+        for _ in 0..8 {
+            match self.ws.handle_timeout(ticks(self.start)) {
+                Some(Expired::PingDue) => {
+                    if self.ws.state() == ConnectionState::Open {
+                        self.compact();
+                        self.ws
+                            .send_into(crate::events::Ping::new(Bytes::new()), &mut self.out)?;
+                    }
+                    continue;
+                }
+                Some(Expired::Keepalive | Expired::Close | Expired::Handshake) => {
+                    return Err(Error::Timeout);
+                }
+                Some(_) | None => {}
+            }
+            let Some(deadline) = self.ws.poll_timeout() else {
+                return Ok(());
+            };
+            let at = self.start + Duration::from_millis(deadline);
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+            if timer.deadline() != at {
+                timer.as_mut().reset(at);
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Milliseconds since `start`: the ticks of the connection's timers.
+pub(crate) fn ticks(start: Instant) -> u64 {
+    millis(start.elapsed())
+}
+
+/// A duration in timer ticks (milliseconds), saturating.
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Read once from `io` into a buffer on the stack and feed the bytes to
 /// `ws` (the end of the transport as `None`); `true` at the end.
 pub(crate) fn poll_fill<S: AsyncRead + Unpin>(
@@ -625,7 +770,8 @@ pub(crate) fn poll_fill<S: AsyncRead + Unpin>(
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<bool>> {
     let mut storage = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
-    let mut buf = ReadBuf::uninit(&mut storage);
+    let space = ws.receive_space().clamp(1, READ_CHUNK);
+    let mut buf = ReadBuf::uninit(&mut storage[..space]);
     ready!(Pin::new(io).poll_read(cx, &mut buf))?;
     let data = buf.filled();
     let eof = data.is_empty();
