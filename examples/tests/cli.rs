@@ -35,7 +35,18 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     (
         env!("CARGO_BIN_EXE_async-echo"),
         "A WebSocket echo server and client on tokio",
-        &["--serve", "--connect", "--idle-timeout"],
+        &[
+            "--serve",
+            "--connect",
+            "--max-connections",
+            "--max-per-address",
+            "--head-timeout",
+            "--keepalive-interval",
+            "--keepalive-timeout",
+            "--max-queued",
+            "--drain-timeout",
+            "--close-timeout",
+        ],
     ),
     (
         env!("CARGO_BIN_EXE_hyper-upgrade"),
