@@ -278,12 +278,10 @@ impl Receiver {
     ) -> Result<(usize, Progress<'b>), RemoteProtocolError> {
         let kind = self.message.unwrap_or(MessageKind::Binary);
         let carry = usize::from(self.carry);
-        let chunk_start = start.min(buf.len());
-        let chunk = buf.get_mut(chunk_start..).unwrap_or_default();
-        let payload_start = carry.min(chunk.len());
-        let n = frame.take_len(chunk.len() - payload_start);
-        let chunk = chunk.get_mut(..payload_start + n).unwrap_or_default();
-        frame.unmask(chunk.get_mut(payload_start..).unwrap_or_default());
+        let chunk = buf.get_mut(start..).unwrap_or_default();
+        let n = frame.take_len(chunk.len().saturating_sub(carry));
+        let chunk = chunk.get_mut(..carry + n).unwrap_or_default();
+        frame.unmask(chunk.get_mut(carry..).unwrap_or_default());
         frame.advance(n);
         let frame_finished = frame.is_done();
         self.frame = (!frame_finished).then_some(frame);
@@ -388,9 +386,11 @@ pub(crate) enum Progress<'b> {
 /// by byte, last first: the places may overlap, and a move this short needs
 /// no memmove.
 fn move_carry(buf: &mut [u8], carry: usize, to: usize) {
-    for i in (0..carry.min(3)).rev() {
-        if let (Some(&byte), true) = (buf.get(i), to + i < buf.len()) {
-            buf[to + i] = byte;
+    for i in [2, 1, 0] {
+        if i < carry {
+            if let (Some(&byte), Some(_)) = (buf.get(i), buf.get(to + i)) {
+                buf[to + i] = byte;
+            }
         }
     }
 }
