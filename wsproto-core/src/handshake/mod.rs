@@ -143,6 +143,7 @@ use crate::random::{NoRandom, RandomSource};
 /// The result of one call to [`Handshake::receive`].
 #[derive(Debug)]
 #[must_use = "the consumed bytes must be discarded and the event handled"]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Received<'a> {
     /// How many bytes at the front of the buffer were used. Drop them once
     /// the event is handled; keep the rest at the front of the buffer.
@@ -214,6 +215,7 @@ pub const RAW_OFFER_CAPACITY: usize = 128;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct HandshakeConfig {
     /// The configuration of the connection handed over after the handshake.
     pub connection: Config,
@@ -463,7 +465,9 @@ impl Negotiated {
 }
 
 /// Appends `name` to the comma-separated list in `names` that starts at
-/// `list_start`; false if it does not fit.
+/// `list_start`; false if it does not fit. Kept out of line: it has three
+/// callers.
+#[inline(never)]
 fn push_name<const N: usize>(
     names: &mut heapless::String<N>,
     list_start: usize,
@@ -1121,6 +1125,7 @@ impl<R, E> Upgraded<R, E> {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum UpgradeError {
     /// The handshake already has a request.
     Local(LocalProtocolError),
@@ -1165,3 +1170,36 @@ const _: () = {
         "a client Handshake exceeds 384 bytes"
     );
 };
+
+#[cfg(feature = "defmt")]
+impl<R> defmt::Format for Client<R> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Client");
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Server {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Server");
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<S: Side, E: ExtensionSet> defmt::Format for Handshake<S, E> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "Handshake {{ role: {}, state: {} }}",
+            self.role(),
+            self.state()
+        );
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<R, E> defmt::Format for Upgraded<R, E> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Upgraded {{ connection: {} }}", self.connection);
+    }
+}

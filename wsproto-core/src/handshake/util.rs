@@ -111,7 +111,6 @@ const FIELDS: [(&str, Field); 10] = [
 
 /// Which checked header `name` is, if any: one table lookup instead of a
 /// comparison per name at each call site.
-#[inline(never)]
 pub(crate) fn field(name: &str) -> Option<Field> {
     FIELDS
         .iter()
