@@ -14,6 +14,7 @@ use crate::fields::{Headers, Tokens};
 /// Everything that can happen on a WebSocket connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Event<'a> {
     /// A client asks to open a connection (received by servers, sent by
     /// clients).
@@ -57,6 +58,7 @@ pub enum Event<'a> {
 /// assert_eq!(request.subprotocols.len(), 2);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Request<'a> {
     /// The `Host` header.
     pub host: &'a str,
@@ -82,6 +84,7 @@ pub struct Request<'a> {
 /// assert!(accept.extensions.is_empty());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AcceptConnection<'a> {
     /// The subprotocol chosen from the client's offer.
     pub subprotocol: Option<&'a str>,
@@ -97,6 +100,7 @@ pub struct AcceptConnection<'a> {
 
 /// A refusal of the opening handshake with an HTTP status.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RejectConnection<'a> {
     /// The HTTP status code, such as 400.
     pub status_code: u16,
@@ -118,6 +122,7 @@ impl Default for RejectConnection<'_> {
 
 /// A chunk of the body of a refused handshake.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RejectData<'a> {
     /// The bytes of this chunk.
     pub data: &'a [u8],
@@ -130,6 +135,7 @@ pub struct RejectData<'a> {
 /// Received with code 1005 when the close frame had no status code, and with
 /// 1006 when the transport ended without a close frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CloseConnection<'a> {
     /// The status code.
     pub code: CloseCode,
@@ -159,6 +165,7 @@ impl<'a> CloseConnection<'a> {
 /// A chunk of a text message. The chunks of one message concatenate to
 /// valid UTF-8; each chunk is valid UTF-8 on its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TextMessage<'a> {
     /// The text of this chunk.
     pub data: &'a str,
@@ -182,6 +189,7 @@ impl<'a> TextMessage<'a> {
 
 /// A chunk of a binary message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BytesMessage<'a> {
     /// The bytes of this chunk.
     pub data: &'a [u8],
@@ -205,6 +213,7 @@ impl<'a> BytesMessage<'a> {
 
 /// A ping frame (RFC 6455 §5.5.2), with at most 125 bytes of payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Ping<'a> {
     /// Application data, echoed by the pong.
     pub payload: &'a [u8],
@@ -222,6 +231,7 @@ impl<'a> Ping<'a> {
 
 /// A pong frame (RFC 6455 §5.5.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Pong<'a> {
     /// Application data.
     pub payload: &'a [u8],

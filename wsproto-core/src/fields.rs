@@ -13,6 +13,7 @@ use crate::list::{list, trim_ows, trim_ows_bytes, List};
 
 /// One HTTP header: a name and its raw value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Header<'a> {
     /// The header name, compared case-insensitively.
     pub name: &'a str,
@@ -590,5 +591,47 @@ mod tests {
             let _ = Headers::except(parsed(head), &[]).iter().count();
         }
         assert!(Headers::except(parsed(b"GET"), &[]).is_empty());
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Tokens<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "[");
+        for (i, token) in self.iter().enumerate() {
+            if i > 0 {
+                defmt::write!(f, ", ");
+            }
+            defmt::write!(f, "{=str}", token);
+        }
+        defmt::write!(f, "]");
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Headers<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "[");
+        for (i, header) in self.iter().enumerate() {
+            if i > 0 {
+                defmt::write!(f, ", ");
+            }
+            defmt::write!(f, "{}", header);
+        }
+        defmt::write!(f, "]");
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for TokensIter<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "TokensIter");
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for HeadersIter<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "HeadersIter");
     }
 }

@@ -78,6 +78,7 @@ pub enum MessageKind {
 /// The result of one call to [`Connection::receive`](crate::Connection::receive).
 #[derive(Debug)]
 #[must_use = "the consumed bytes must be discarded and the event handled"]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Received<'b> {
     /// How many bytes at the front of the buffer were used. Drop them before
     /// the next call; keep the rest at the front of the buffer.

@@ -178,6 +178,7 @@ impl Inflater {
 /// assert!(client.params().unwrap().server_no_context_takeover);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PerMessageDeflate {
     /// Client: promise not to use context takeover for its messages.
     /// Server: ask clients not to use it.
@@ -388,6 +389,7 @@ impl Extension for PerMessageDeflate {
 /// The agreed permessage-deflate parameters: what a connection needs to
 /// build its [`DeflateCodec`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DeflateParams {
     /// The client does not use context takeover: each client message is
     /// compressed on its own.
@@ -472,6 +474,7 @@ pub struct DeflateCodec {
 /// The result of one [`DeflateCodec::inflate`] call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Inflated {
     /// How many input bytes were used; pass the rest next time.
     pub consumed: usize,
@@ -1079,5 +1082,18 @@ mod tests {
     fn heap_estimates_are_plausible() {
         assert!((55_000..70_000).contains(&DECOMPRESSOR_HEAP));
         assert!((300_000..340_000).contains(&COMPRESSOR_HEAP));
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for DeflateCodec {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "DeflateCodec {{ compress: {}, window_bits: {}, heap: {} }}",
+            self.compress,
+            self.compress_window_bits,
+            self.heap_size()
+        );
     }
 }

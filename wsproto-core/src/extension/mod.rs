@@ -64,6 +64,7 @@ pub trait Extension {
 /// One element of a `Sec-WebSocket-Extensions` list: a name and its raw
 /// parameters, borrowed from the header value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ExtensionOffer<'a> {
     /// The extension token.
     pub name: &'a str,
@@ -73,6 +74,7 @@ pub struct ExtensionOffer<'a> {
 /// One parameter of an extension: a name and an optional value, with the
 /// quotes of a quoted-string removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ExtensionParam<'a> {
     /// The parameter name.
     pub name: &'a str,

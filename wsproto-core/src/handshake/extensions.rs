@@ -87,6 +87,7 @@ pub trait ExtensionSet {
 /// assert_eq!(NoExtensions.len(), 0);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NoExtensions;
 
 impl ExtensionSet for NoExtensions {
