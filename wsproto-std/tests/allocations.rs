@@ -1,0 +1,74 @@
+//! Zero allocations per message on the uncompressed path: the core's
+//! `Connection` sending and receiving, and `WSConnection::send_into` into a
+//! reused buffer. Counted by a counting allocator, alone in this test binary
+//! so that no other test allocates meanwhile.
+
+use std::alloc::System;
+
+use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
+use wsproto_std::events::{AcceptConnection, BytesMessage, Event, Request, TextMessage};
+use wsproto_std::wsproto_core::event as core_event;
+use wsproto_std::wsproto_core::{Config, Connection};
+use wsproto_std::{ConnectionType, Settings, WSConnection};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+fn allocations() -> usize {
+    let stats = GLOBAL.stats();
+    stats.allocations + stats.reallocations
+}
+
+#[test]
+fn no_allocation_per_message_without_compression() {
+    // The core: a client sends 1,000 messages, a server receives them.
+    let mut client = Connection::client(Config::default(), |d: &mut [u8]| d.fill(7));
+    let mut server = Connection::server(Config::default());
+    let payload = vec![0x42u8; 1000];
+    let text = "héllo ".repeat(100);
+    let mut wire = vec![0u8; 4096];
+    let before = allocations();
+    for i in 0..1000 {
+        let event: core_event::Event<'_> = if i % 2 == 0 {
+            core_event::BytesMessage::new(&payload).into()
+        } else {
+            core_event::TextMessage::new(&text).into()
+        };
+        let n = client.send(&event, &mut wire).unwrap();
+        let received = server.receive(&mut wire[..n]);
+        assert_eq!(received.consumed, n);
+        assert!(received.event.unwrap().is_some());
+    }
+    assert_eq!(allocations() - before, 0, "the core allocated");
+
+    // wsproto-std: send_into a buffer that is reused.
+    let mut settings = Settings::default();
+    settings.permessage_deflate = None;
+    let mut ws = WSConnection::with_settings(ConnectionType::Client, settings.clone());
+    let mut peer = WSConnection::with_settings(ConnectionType::Server, settings);
+    peer.receive_data(Some(&ws.send(Request::new("example.com", "/")).unwrap()))
+        .unwrap();
+    assert!(matches!(peer.next_event(), Some(Ok(Event::Request(_)))));
+    ws.receive_data(Some(&peer.send(AcceptConnection::default()).unwrap()))
+        .unwrap();
+    assert!(matches!(
+        ws.next_event(),
+        Some(Ok(Event::AcceptConnection(_)))
+    ));
+    let messages: Vec<Event> = (0..1000)
+        .map(|i| {
+            if i % 2 == 0 {
+                BytesMessage::new(payload.clone()).into()
+            } else {
+                TextMessage::new(text.clone()).into()
+            }
+        })
+        .collect();
+    let mut out = Vec::with_capacity(4096);
+    let before = allocations();
+    for message in messages {
+        out.clear();
+        ws.send_into(message, &mut out).unwrap();
+    }
+    assert_eq!(allocations() - before, 0, "send_into allocated");
+}
