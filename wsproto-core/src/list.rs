@@ -6,7 +6,6 @@
 use core::iter::Filter;
 
 /// Trims optional whitespace (spaces and tabs) from both ends.
-#[inline(never)]
 pub(crate) fn trim_ows(s: &str) -> &str {
     // Whitespace is ASCII, so what is left is still UTF-8; checking it again
     // costs less code than checking character boundaries.
@@ -14,7 +13,6 @@ pub(crate) fn trim_ows(s: &str) -> &str {
 }
 
 /// Trims optional whitespace from both ends of raw bytes.
-#[inline(never)]
 pub(crate) fn trim_ows_bytes(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;

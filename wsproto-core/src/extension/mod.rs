@@ -137,7 +137,6 @@ pub(crate) fn is_extension_list(value: &str) -> bool {
 }
 
 /// One element of an extension list: a name, then parameters after `;`.
-#[inline(never)]
 fn parse_offer(element: &str) -> Result<ExtensionOffer<'_>, RemoteProtocolError> {
     let (name, params) = split_first(element, b';');
     let name = trim_ows(name);
