@@ -13,7 +13,11 @@ port="${PORT:-9003}"
 # Each process holds one descriptor per connection.
 ulimit -n "$(( n + 1024 > $(ulimit -Hn) ? $(ulimit -Hn) : n + 1024 ))"
 cargo build --release -q -p wsproto-examples --bin async-echo --bin idle-connections
-target/release/async-echo --serve "127.0.0.1:$port" --idle-timeout 600 >/dev/null 2>&1 &
+# Every connection comes from 127.0.0.1: lift the connection limits past N,
+# and push the keepalive ping past the measurement (its timer is still armed).
+target/release/async-echo --serve "127.0.0.1:$port" \
+    --max-connections "$(( n + 16 ))" --max-per-address "$(( n + 16 ))" \
+    --keepalive-interval 600 >/dev/null 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 50); do

@@ -502,3 +502,29 @@ async fn a_slow_request_head_gets_408() {
         String::from_utf8_lossy(&reply)
     );
 }
+
+/// The closing-handshake timer of the connection's settings: after our
+/// close frame, a peer that never answers ends the read half with
+/// `Error::Timeout` once `settings.timers.close_timeout` passes.
+#[tokio::test]
+async fn an_unanswered_close_times_out_on_the_read_half() {
+    let mut config = WebSocketConfig::default();
+    config.settings.timers = wsproto_std::TimerConfig::default().close_timeout(200);
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let server = tokio::spawn(accept_with_config(b, config));
+    // The client stays silent once the handshake is done: no close reply.
+    let (silent, _) = client(a, "localhost", "/").await.unwrap();
+    let server = server.await.unwrap().unwrap();
+    let (mut write, mut read) = server.split();
+    write.close().await.unwrap();
+    let started = std::time::Instant::now();
+    let ended = timeout(LIMIT, read.next()).await.unwrap();
+    assert!(matches!(ended, Some(Err(Error::Timeout))), "{ended:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(timeout(LIMIT, read.next()).await.unwrap().is_none());
+    drop(silent);
+}

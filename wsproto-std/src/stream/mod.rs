@@ -659,6 +659,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             match self.read {
                 ReadState::Ended => return Poll::Ready(None),
                 ReadState::Ending => {
+                    if self.poll_timers(&mut io_cx).is_err() {
+                        // A peer that does not take our last frame in time
+                        // is not waited for any longer.
+                        self.read = ReadState::Ended;
+                        return Poll::Ready(None);
+                    }
                     let written = ready!(self.poll_write_out(&mut io_cx));
                     self.read = ReadState::Ended;
                     // The peer may be gone already; the stream ends anyway.
