@@ -87,8 +87,10 @@ pub struct Settings {
     /// encoded when the queue drains, so a peer that pings while the caller
     /// does not drain costs at most 4 KiB and one pending payload.
     pub auto_reply: bool,
-    /// The most received bytes held unread (default 256 KiB, and never less
-    /// than [`HandshakeConfig::max_head_size`]).
+    /// The most received bytes held unread once the connection is open
+    /// (default 256 KiB, and never less than
+    /// [`HandshakeConfig::max_head_size`]); during the opening handshake the
+    /// bound is the head limit, [`HandshakeConfig::max_head_size`].
     /// [`receive_data`](WSConnection::receive_data) refuses more, accepting
     /// nothing, until events are taken: see
     /// [`receive_space`](WSConnection::receive_space).
@@ -328,13 +330,21 @@ impl WSConnection {
     }
 
     /// How many more bytes [`receive_data`](Self::receive_data) accepts
-    /// now: read at most this much from the transport. It grows as events
+    /// now (up to the head limit during the opening handshake, then up to
+    /// [`Settings::max_unread`]): read at most this much from the
+    /// transport. It grows as events
     /// are taken; once every event was taken, at least
     /// [`Settings::max_unread`] minus a partial frame header or control
     /// frame is free, so a reader that drains events never stalls.
     #[must_use]
     pub fn receive_space(&self) -> usize {
-        self.max_unread.saturating_sub(self.rx.len())
+        // During the opening handshake nothing but a head is needed.
+        let limit = match &self.stage {
+            Stage::Client(hs) => hs.config().max_head_size,
+            Stage::Server(hs) => hs.config().max_head_size,
+            Stage::Open(_) => self.max_unread,
+        };
+        limit.saturating_sub(self.rx.len())
     }
 
     /// The earliest moment (in the caller's ticks) at which

@@ -166,8 +166,16 @@ fn feed(
         ConnectionState::Closed,
         "the transcript feeds bytes after the connection closed"
     );
-    conn.receive_data(Some(bytes)).expect("receive_data");
-    drain(conn, react, log, sent, failed);
+    // Feed no more than the connection takes before its events are taken,
+    // as the docs of `receive_space` ask.
+    let mut rest = bytes;
+    while !rest.is_empty() && !*failed && conn.state() != ConnectionState::Closed {
+        let n = rest.len().min(conn.receive_space());
+        assert!(n > 0, "no room for input once every event was taken");
+        conn.receive_data(Some(&rest[..n])).expect("receive_data");
+        rest = &rest[n..];
+        drain(conn, react, log, sent, failed);
+    }
 }
 
 /// Run a case with the peer's bytes split at `cut`.
