@@ -1,61 +1,90 @@
-//! Inflate: any input either decompresses or fails with 1007; the output
-//! never exceeds the room given per call; feeding the input in pieces gives
-//! the same bytes (and the same verdict) as feeding it at once.
+//! Inflate through a connection: any compressed payload either decompresses
+//! or fails with 1007 (or with 1009 at the message limit); feeding the frame
+//! in pieces, through any output space, gives the same bytes and the same
+//! verdict as feeding it at once.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsproto_core::extension::deflate::{DeflateCodec, DeflateParams};
-use wsproto_core::Role;
+use wsproto_core::event::Event;
+use wsproto_core::extension::deflate::DeflateParams;
+use wsproto_core::{Config, Connection};
 
-/// Inflate one message; `None` when the data is invalid.
-fn inflate(input: &[u8], piece: usize, room: usize) -> Option<Vec<u8>> {
-    let mut codec = DeflateCodec::new(DeflateParams::default(), Role::Server);
-    let mut out = vec![0u8; room];
-    let mut result = Vec::new();
-    let mut pos = 0;
-    for _ in 0..1_000_000 {
-        let end = (pos + piece).min(input.len());
-        let last = end == input.len();
-        let step = match codec.inflate(&input[pos..end], last, &mut out) {
-            Ok(step) => step,
-            Err(err) => {
-                assert_eq!(err.close_code().map(|c| c.as_u16()), Some(1007));
-                return None;
-            }
-        };
-        assert!(step.produced <= room && step.consumed <= end - pos);
-        result.extend_from_slice(&out[..step.produced]);
-        // Bounded: a bomb is cut off by the caller's limit, here 1 MiB.
-        if result.len() > 1 << 20 {
-            return Some(result);
+/// One compressed binary message from a server, its payload `payload`.
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut wire = vec![0xC2];
+    match payload.len() {
+        n @ 0..=125 => wire.push(n as u8),
+        n @ 126..=0xFFFF => {
+            wire.push(126);
+            wire.extend_from_slice(&(n as u16).to_be_bytes());
         }
-        pos += step.consumed;
-        if step.message_done {
-            assert!(last && pos == input.len());
-            return Some(result);
+        n => {
+            wire.push(127);
+            wire.extend_from_slice(&(n as u64).to_be_bytes());
         }
     }
-    panic!("inflate made no progress");
+    wire.extend_from_slice(payload);
+    wire
+}
+
+/// The bytes of the message and the close code of the verdict (0: none),
+/// fed `piece` bytes at a time through `room` bytes of output space.
+fn inflate(wire: &[u8], piece: usize, room: usize) -> (Vec<u8>, u16) {
+    let config = Config::default().max_message_size(1 << 20);
+    let mut conn =
+        Connection::client(config, |d: &mut [u8]| d.fill(0)).with_deflate(DeflateParams::default());
+    let mut buf = Vec::new();
+    let mut out = vec![0u8; room];
+    let mut message = Vec::new();
+    let mut fed = 0;
+    for _ in 0..10_000_000 {
+        let received = conn.receive_into(&mut buf, &mut out);
+        let consumed = received.consumed;
+        let event = match received.event {
+            Ok(event) => event,
+            Err(err) => {
+                let code = err.close_code().map_or(0, |c| c.as_u16());
+                assert!(code == 1007 || code == 1009, "close code {code}");
+                return (message, code);
+            }
+        };
+        let (progressed, done) = match event {
+            Some(Event::BytesMessage(m)) => {
+                assert!(m.data.len() <= room);
+                message.extend_from_slice(m.data);
+                (true, m.message_finished)
+            }
+            Some(other) => panic!("unexpected {other:?}"),
+            None => (consumed > 0, false),
+        };
+        buf.drain(..consumed);
+        if done {
+            return (message, 0);
+        }
+        if progressed {
+            continue;
+        }
+        assert!(fed < wire.len(), "stalled with the whole frame given");
+        let n = piece.min(wire.len() - fed);
+        buf.extend_from_slice(&wire[fed..fed + n]);
+        fed += n;
+    }
+    panic!("no progress");
 }
 
 fuzz_target!(|data: &[u8]| {
     let [piece, room, input @ ..] = data else {
         return;
     };
-    let whole = inflate(input, input.len().max(1), 1 << 16);
-    let pieces = inflate(input, usize::from(*piece).max(1), usize::from(*room).max(1));
-    match (whole, pieces) {
-        (Some(a), Some(b)) => {
-            let n = a.len().min(b.len()).min(1 << 20);
-            assert_eq!(a[..n], b[..n]);
-        }
-        (None, None) => {}
-        (a, b) => {
-            // Invalid data may only be noticed after the bytes before it came
-            // out; what both produced must still agree, and the verdicts can
-            // differ only when one run stopped at the 1 MiB cut-off.
-            let stopped = a.as_ref().or(b.as_ref()).is_some_and(|v| v.len() > 1 << 20);
-            assert!(stopped, "verdicts differ");
-        }
+    let wire = frame(input);
+    let whole = inflate(&wire, wire.len(), 1 << 16);
+    let pieces = inflate(&wire, usize::from(*piece).max(1), usize::from(*room).max(4));
+    // The verdict does not depend on the pieces; the bytes handed out agree
+    // as far as both went (a violation may cut a chunk at another place).
+    assert_eq!(whole.1, pieces.1, "verdicts differ");
+    let n = whole.0.len().min(pieces.0.len());
+    assert_eq!(whole.0[..n], pieces.0[..n], "bytes differ");
+    if whole.1 == 0 {
+        assert_eq!(whole.0, pieces.0, "bytes differ");
     }
 });

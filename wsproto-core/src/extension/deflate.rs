@@ -1,10 +1,12 @@
-//! permessage-deflate (RFC 7692): negotiation with [`PerMessageDeflate`] and
-//! the per-connection streaming codec [`DeflateCodec`].
+//! permessage-deflate (RFC 7692): negotiation with [`PerMessageDeflate`],
+//! and the streaming codec each connection keeps inside.
 //!
 //! The handshake runs [`PerMessageDeflate`] through the
 //! [`Extension`] trait; once it is [`enabled`](Extension::enabled),
 //! [`PerMessageDeflate::params`] gives the agreed [`DeflateParams`], from
-//! which the connection builds a [`DeflateCodec`] for its [`Role`].
+//! which the connection builds its codec for its [`Role`]
+//! ([`Handshake::into_connection`](crate::Handshake::into_connection) does
+//! it, or [`Connection::with_deflate`](crate::Connection::with_deflate)).
 //!
 //! Messages are raw DEFLATE (RFC 1951) ending in a sync flush whose trailing
 //! `00 00 ff ff` is removed on send and appended on receive (§7.2.1, §7.2.2).
@@ -387,7 +389,7 @@ impl Extension for PerMessageDeflate {
 }
 
 /// The agreed permessage-deflate parameters: what a connection needs to
-/// build its [`DeflateCodec`].
+/// build its codec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DeflateParams {
@@ -452,7 +454,7 @@ impl Default for DeflateParams {
 /// [`compress`](Self::compress) appends, `end_of_message` true on the final
 /// frame. Every call emits all the input given so far, so each frame can be
 /// sent at once.
-pub struct DeflateCodec {
+pub(crate) struct DeflateCodec {
     inflater: Option<Box<Inflater>>,
     /// The peer resets its compressor after each message.
     inflate_fresh_each_message: bool,
@@ -475,20 +477,20 @@ pub struct DeflateCodec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Inflated {
+pub(crate) struct Inflated {
     /// How many input bytes were used; pass the rest next time.
-    pub consumed: usize,
+    pub(crate) consumed: usize,
     /// How many bytes were written to the front of `out`.
-    pub produced: usize,
+    pub(crate) produced: usize,
     /// The message is complete: every byte of it has been produced.
-    pub message_done: bool,
+    pub(crate) message_done: bool,
 }
 
 impl DeflateCodec {
     /// A codec for the agreed `params`, on the `role` side. Allocates
     /// nothing until a message needs it.
     #[must_use]
-    pub fn new(params: DeflateParams, role: Role) -> Self {
+    pub(crate) fn new(params: DeflateParams, role: Role) -> Self {
         let (inflate_fresh_each_message, compress_fresh_each_message, window_bits) = match role {
             Role::Server => (
                 params.client_no_context_takeover,
@@ -531,21 +533,23 @@ impl DeflateCodec {
     /// ([`DeflateParams::compress`]). When `false`, send them as they are,
     /// with RSV1 clear.
     #[must_use]
-    pub fn compresses(&self) -> bool {
+    pub(crate) fn compresses(&self) -> bool {
         self.compress
     }
 
+    #[cfg(test)]
     /// The window, in bits, that [`compress`](Self::compress) honours.
     #[must_use]
-    pub fn compress_window_bits(&self) -> u8 {
+    pub(crate) fn compress_window_bits(&self) -> u8 {
         self.compress_window_bits
     }
 
+    #[cfg(test)]
     /// Whether [`compress`](Self::compress) uses run-length matches only
     /// (every back-reference has distance 1), as it does under a window
     /// smaller than 32 KiB.
     #[must_use]
-    pub fn compresses_run_length_only(&self) -> bool {
+    pub(crate) fn compresses_run_length_only(&self) -> bool {
         self.compress_window_bits < MAX_WINDOW_BITS
     }
 
@@ -566,7 +570,7 @@ impl DeflateCodec {
     /// Data that is not valid DEFLATE fails with close code 1007 (invalid
     /// frame payload data), as Python's wsproto does. The codec is then
     /// unusable; the connection must close.
-    pub fn inflate(
+    pub(crate) fn inflate(
         &mut self,
         input: &[u8],
         end_of_message: bool,
@@ -669,7 +673,7 @@ impl DeflateCodec {
     /// given so far, ready to go out as a frame. An empty non-final chunk
     /// appends nothing. With `end_of_message`, the trailing `00 00 ff ff` is
     /// removed (§7.2.1), and an empty final chunk appends `00` (§7.2.3.6).
-    pub fn compress(&mut self, input: &[u8], end_of_message: bool, out: &mut Vec<u8>) {
+    pub(crate) fn compress(&mut self, input: &[u8], end_of_message: bool, out: &mut Vec<u8>) {
         if input.is_empty() {
             // The stream is at a byte-aligned block boundary after the last
             // sync flush; an empty stored block without its tail is `00`.
@@ -716,13 +720,13 @@ impl DeflateCodec {
     /// Whether invalid data was found after output that this call handed
     /// out: the next call to [`inflate`](Self::inflate) fails.
     #[must_use]
-    pub fn has_pending_error(&self) -> bool {
+    pub(crate) fn has_pending_error(&self) -> bool {
         self.corrupt
     }
 
     /// Heap bytes currently held by the compressor and decompressor state.
     #[must_use]
-    pub fn heap_size(&self) -> usize {
+    pub(crate) fn heap_size(&self) -> usize {
         self.inflater.as_ref().map_or(0, |_| DECOMPRESSOR_HEAP)
             + self.compressor.as_ref().map_or(0, |_| COMPRESSOR_HEAP)
     }
@@ -1097,3 +1101,7 @@ impl defmt::Format for DeflateCodec {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "deflate_tests.rs"]
+mod codec_tests;
