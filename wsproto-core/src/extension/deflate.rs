@@ -537,14 +537,14 @@ impl DeflateCodec {
         self.compress
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(miri)))]
     /// The window, in bits, that [`compress`](Self::compress) honours.
     #[must_use]
     pub(crate) fn compress_window_bits(&self) -> u8 {
         self.compress_window_bits
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(miri)))]
     /// Whether [`compress`](Self::compress) uses run-length matches only
     /// (every back-reference has distance 1), as it does under a window
     /// smaller than 32 KiB.
@@ -1102,6 +1102,8 @@ impl defmt::Format for DeflateCodec {
     }
 }
 
-#[cfg(test)]
+// Long-running (large round trips, Python's zlib as a cross-check) and free
+// of unsafe code: not run under Miri.
+#[cfg(all(test, not(miri)))]
 #[path = "deflate_tests.rs"]
 mod codec_tests;
