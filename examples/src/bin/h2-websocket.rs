@@ -11,8 +11,8 @@
 //! `SETTINGS_ENABLE_CONNECT_PROTOCOL`, answers 200 with the extension it
 //! accepted. There is no HTTP/1.1 upgrade, so no `Handshake`: each side
 //! builds a `wsproto_core::Connection` directly (`Connection::server`,
-//! `Connection::client` with a random source for the masking keys), adds
-//! deflate with the negotiated parameters, and moves WebSocket frames in
+//! `Connection::client` with a random source for the masking keys), applies
+//! the negotiated extensions (`ExtensionSet::apply`), and moves WebSocket frames in
 //! the stream's DATA frames. The server echoes; the client sends a few
 //! messages and a ping, checks the echoes, closes, and the program exits
 //! (status 0 if every echo matched). Closing the WebSocket ends the stream;
@@ -34,7 +34,9 @@ use tokio::time::timeout;
 use wsproto_core::event::{BytesMessage, CloseConnection, Event, Ping, TextMessage};
 use wsproto_core::extension::deflate::PerMessageDeflate;
 use wsproto_core::extension::Extension;
-use wsproto_core::handshake::{client_extensions_handshake, server_extensions_handshake};
+use wsproto_core::handshake::{
+    client_extensions_handshake, server_extensions_handshake, ExtensionSet,
+};
 use wsproto_core::{CloseCode, Config, Connection, ConnectionState, RandomSource};
 use wsproto_examples::cli::{exit_code, Failure};
 use wsproto_std::OsRng;
@@ -258,9 +260,9 @@ async fn serve_stream(
     }
     let send = respond.send_response(response.body(())?, false)?;
 
-    let mut conn = Connection::server(Config::default());
-    if let Some(params) = deflate.as_ref().and_then(PerMessageDeflate::params) {
-        conn = conn.with_deflate(params);
+    // The extensions negotiated, applied to the connection.
+    let conn = deflate.apply(Connection::server(Config::default()));
+    if conn.deflate_enabled() {
         println!("server: permessage-deflate accepted: {accepted}");
     }
     let mut ws = StreamWs::new(conn, request.into_body(), send);
@@ -347,10 +349,7 @@ async fn run_client(addr: SocketAddr) -> Result<(), BoxError> {
         .filter_map(|v| v.to_str().ok())
         .collect();
     client_extensions_handshake(answers, &mut deflate)?;
-    let mut conn = Connection::client(Config::default(), OsRng::new());
-    if let Some(params) = deflate.as_ref().and_then(PerMessageDeflate::params) {
-        conn = conn.with_deflate(params);
-    }
+    let conn = deflate.apply(Connection::client(Config::default(), OsRng::new()));
     println!(
         "client: WebSocket open over HTTP/2, permessage-deflate: {}",
         conn.deflate_enabled()
