@@ -71,7 +71,8 @@ const LIMIT: usize = 64 << 20;
 /// three- and four-byte sequences (21, 9 and 1 characters), against 46 ASCII
 /// characters. The 16 B frames hold "Grüße — Пр" (11 of 16 bytes not
 /// ASCII).
-const TEXT: &str = "Grüße — Привет, мир! Hello 世界へ 😀 données, naïve Ελληνικά 日本語 ✓ €20 per byte. ";
+const TEXT: &str =
+    "Grüße — Привет, мир! Hello 世界へ 😀 données, naïve Ελληνικά 日本語 ✓ €20 per byte. ";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -429,9 +430,7 @@ fn embedded_websocket_read(
 ) {
     let mut pos = 0;
     while pos < wire.len() {
-        let read = ws
-            .read(&wire[pos..], out)
-            .expect("embedded-websocket read");
+        let read = ws.read(&wire[pos..], out).expect("embedded-websocket read");
         assert!(read.end_of_message, "a frame larger than the output buffer");
         let data = &out[..read.len_to];
         match (kind, read.message_type) {
@@ -836,12 +835,95 @@ fn send<M: Measurement<Value = Duration>>(c: &mut Criterion<M>) {
     group.finish();
 }
 
+/// Where criterion writes its results: `CRITERION_HOME`, or `criterion`
+/// in the target directory.
+fn criterion_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return home.into();
+    }
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
+        .join("criterion")
+}
+
+/// Criterion's median time of one benchmark, in nanoseconds per iteration,
+/// if it was measured in this run (its estimates were written after
+/// `since`).
+fn median_since(group: &str, function: &str, label: &str, since: SystemTime) -> Option<f64> {
+    let path = criterion_home()
+        .join(group)
+        .join(function.replace('/', "_"))
+        .join(label)
+        .join("new")
+        .join("estimates.json");
+    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
+        return None;
+    }
+    let text = std::fs::read_to_string(&path).ok()?;
+    let median = &text[text.find("\"median\"")?..];
+    const KEY: &str = "\"point_estimate\":";
+    let estimate = &median[median.find(KEY)? + KEY.len()..];
+    estimate[..estimate.find([',', '}'])?].trim().parse().ok()
+}
+
+/// Print wsproto-core's receive figures beside the fastest peer's, for every
+/// workload measured in this run.
+fn print_ratios(since: SystemTime) {
+    const PEERS: [&str; 3] = ["tungstenite", "fastwebsockets", "embedded-websocket"];
+    println!();
+    println!("wsproto-core against the fastest peer, criterion medians of this run:");
+    println!(
+        "{:<15} {:<12} {:>16} {:>16}  {:<19} {:>7}",
+        "group", "workload", "wsproto-core", "best peer", "", "ratio"
+    );
+    for group in ["receive", "receive_frames"] {
+        for kind in [Kind::Binary, Kind::Text] {
+            for size in SIZES {
+                let label = size_label(size);
+                let median = |library: &str| {
+                    median_since(group, &format!("{}/{library}", kind.name()), &label, since)
+                };
+                let Some(ours) = median("wsproto-core") else {
+                    continue;
+                };
+                let Some((peer, theirs)) = PEERS
+                    .iter()
+                    .filter_map(|&peer| Some((peer, median(peer)?)))
+                    .min_by(|a, b| a.1.total_cmp(&b.1))
+                else {
+                    continue;
+                };
+                let frames = TOTAL_PAYLOAD.div_ceil(size).max(1) as f64;
+                let rate = |nanos: f64| {
+                    if group == "receive_frames" {
+                        format!("{:.1} M frames/s", frames / nanos * 1e3)
+                    } else {
+                        format!("{:.2} GB/s", frames * size as f64 / nanos)
+                    }
+                };
+                println!(
+                    "{:<15} {:<12} {:>16} {:>16}  {:<19} {:>6.2}x",
+                    group,
+                    format!("{} {label}", kind.name()),
+                    rate(ours),
+                    rate(theirs),
+                    peer,
+                    theirs / ours
+                );
+            }
+        }
+    }
+}
+
 fn run<M: Measurement<Value = Duration>>(mut criterion: Criterion<M>, clock: M) {
+    let since = SystemTime::now();
     let timer = Timer::new(clock);
     receive(&mut criterion, &timer);
     ceiling(&mut criterion, &timer);
     send(&mut criterion);
     criterion.final_summary();
+    print_ratios(since);
 }
 
 /// Times are per-thread CPU time unless `WSPROTO_BENCH_CLOCK=wall` asks for
