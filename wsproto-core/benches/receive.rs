@@ -1,5 +1,7 @@
-//! Throughput of [`Connection`] on both ends of a connection, beside
-//! tungstenite on the same workloads and beside the best case of unmasking.
+//! Throughput of [`Connection`] on both ends of a connection, beside its
+//! peers (tungstenite, fastwebsockets and, for small frames,
+//! embedded-websocket) on the same wire bytes, and beside the best case of
+//! unmasking.
 //!
 //! Groups:
 //!
@@ -14,10 +16,19 @@
 //!
 //! Every receive iteration starts from a fresh copy of the same pre-built wire
 //! bytes (untimed: unmasking happens in place), then receives every frame of
-//! the buffer. tungstenite gets the same bytes, the same frame count and the
-//! same untimed copy, and reads them through an in-memory stream (its reads
-//! from that stream are timed: they are how it takes bytes in). Every frame
-//! is checked once, for both libraries, before anything is timed.
+//! the buffer. tungstenite and fastwebsockets get the same bytes, the same
+//! frame count and the same untimed copy, and read them through an in-memory
+//! stream (their reads from that stream are timed: they are how they take
+//! bytes in); fastwebsockets is async and runs on a current-thread tokio
+//! runtime. embedded-websocket reads from the pristine wire bytes where they
+//! lie and writes each unmasked payload into an output buffer; it does not
+//! validate UTF-8, so its text payloads go through `core::str::from_utf8`
+//! in the timed loop. Every frame is checked once, for every library and
+//! through the same code that is timed, before anything is timed.
+//!
+//! After the run, the median of every receive benchmark measured in it is
+//! read back from criterion's output and a table of ratios (wsproto-core
+//! against the fastest peer of the same workload) is printed.
 //!
 //! Times are the CPU time of the benchmark thread, so time spent descheduled
 //! on a busy machine is left out; `WSPROTO_BENCH_CLOCK=wall` measures
@@ -26,12 +37,21 @@
 //! Run with `cargo bench -p wsproto-core --bench receive`; results are in
 //! `BENCHMARKS.md` at the top of the repository.
 
+use std::cell::RefCell;
 use std::hint::black_box;
 use std::io::{self, Read, Write};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BatchSize, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
+use embedded_websocket::{WebSocketReceiveMessageType, WebSocketServer, WebSocketState};
+use fastwebsockets::{OpCode, Role as FastRole, WebSocket as FastWebSocket};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::runtime::Runtime;
 use tungstenite::protocol::{Message, Role as TungsteniteRole, WebSocket, WebSocketConfig};
 use wsproto_core::connection::MessageKind;
 use wsproto_core::event::{BytesMessage, Event};
@@ -44,14 +64,15 @@ const SIZES: [usize; 5] = [16, 125, 4 << 10, 64 << 10, 1 << 20];
 /// Each receive buffer holds at least this many payload bytes.
 const TOTAL_PAYLOAD: usize = 1 << 20;
 
-/// The frame and message limit given to both libraries.
+/// The frame and message limit given to every library.
 const LIMIT: usize = 64 << 20;
 
-/// Mostly ASCII text (12 of its 224 bytes are not ASCII) with two-, three-
-/// and four-byte characters, all within the first 125 bytes.
-const TEXT: &str = "Caf\u{e9} sockets \u{2014} bytes go in, events come out, and the caller \
-decides when to read or write; it costs 20 \u{20ac} \u{1f600}. The sans-I/O design keeps \
-the protocol apart from the transport, so one state machine serves every runtime. ";
+/// Text that is mostly not ASCII: 73 of its 119 bytes (61%) are in two-,
+/// three- and four-byte sequences (21, 9 and 1 characters), against 46 ASCII
+/// characters. The 16 B frames hold "Grüße — Пр" (11 of 16 bytes not
+/// ASCII).
+const TEXT: &str =
+    "Grüße — Привет, мир! Hello 世界へ 😀 données, naïve Ελληνικά 日本語 ✓ €20 per byte. ";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -146,6 +167,29 @@ impl Workload {
             }
         }
         assert_eq!(ws.get_ref().pos, self.wire.len());
+
+        let runtime = current_thread_runtime();
+        let input = SharedInput::default();
+        input.refill(&self.wire);
+        let mut ws = fastwebsockets_server(&input);
+        let mut frames = 0;
+        fastwebsockets_read(&runtime, &mut ws, self.kind, self.frames, |data| {
+            assert_eq!(data, &self.payload[..]);
+            frames += 1;
+        });
+        assert_eq!(frames, self.frames);
+        assert_eq!(input.0.borrow().pos, self.wire.len());
+
+        if self.size <= EMBEDDED_MAX_SIZE {
+            let mut ws = embedded_websocket_server();
+            let mut out = vec![0u8; self.size];
+            let mut frames = 0;
+            embedded_websocket_read(&mut ws, &self.wire, &mut out, self.kind, |data| {
+                assert_eq!(data, &self.payload[..]);
+                frames += 1;
+            });
+            assert_eq!(frames, self.frames);
+        }
     }
 }
 
@@ -229,6 +273,7 @@ fn receive_all(conn: &mut Connection, buf: &mut [u8]) -> usize {
 
 /// An in-memory transport for tungstenite: reads from `input`, discards
 /// writes.
+#[derive(Default)]
 struct MemoryStream {
     input: Vec<u8>,
     pos: usize,
@@ -266,6 +311,137 @@ fn tungstenite_server(wire: &[u8]) -> WebSocket<MemoryStream> {
         pos: 0,
     };
     WebSocket::from_raw_socket(stream, TungsteniteRole::Server, Some(tungstenite_config()))
+}
+
+/// embedded-websocket takes part for payloads up to this size.
+const EMBEDDED_MAX_SIZE: usize = 125;
+
+/// An in-memory async transport for fastwebsockets: reads from the shared
+/// input, discards writes. fastwebsockets' `WebSocket` does not lend its
+/// stream back, so the benchmark keeps a handle to the input to refill it.
+#[derive(Clone, Default)]
+struct SharedInput(Rc<RefCell<MemoryStream>>);
+
+impl SharedInput {
+    /// Make `wire` the bytes to read, from the start.
+    fn refill(&self, wire: &[u8]) {
+        let mut stream = self.0.borrow_mut();
+        if stream.input.len() == wire.len() {
+            stream.input.copy_from_slice(wire);
+        } else {
+            stream.input = wire.to_vec();
+        }
+        stream.pos = 0;
+    }
+}
+
+impl AsyncRead for SharedInput {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut stream = self.0.borrow_mut();
+        let pos = stream.pos;
+        let rest = &stream.input[pos..];
+        let n = rest.len().min(buf.remaining());
+        buf.put_slice(&rest[..n]);
+        stream.pos += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for SharedInput {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn current_thread_runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// A fastwebsockets server that does the same work as the others: it
+/// unmasks every payload and validates text (`read_frame` checks every final
+/// text frame, with `std::str::from_utf8` since its `simd` feature is off),
+/// answers nothing by itself and accepts frames up to [`LIMIT`].
+fn fastwebsockets_server(input: &SharedInput) -> FastWebSocket<SharedInput> {
+    let mut ws = FastWebSocket::after_handshake(input.clone(), FastRole::Server);
+    ws.set_auto_close(false);
+    ws.set_auto_pong(false);
+    ws.set_auto_apply_mask(true);
+    ws.set_max_message_size(LIMIT);
+    ws
+}
+
+/// Read `frames` frames of `kind` with fastwebsockets, handing each payload
+/// to `on_payload`.
+fn fastwebsockets_read(
+    runtime: &Runtime,
+    ws: &mut FastWebSocket<SharedInput>,
+    kind: Kind,
+    frames: usize,
+    mut on_payload: impl FnMut(&[u8]),
+) {
+    let opcode = match kind {
+        Kind::Binary => OpCode::Binary,
+        Kind::Text => OpCode::Text,
+    };
+    runtime.block_on(async {
+        for _ in 0..frames {
+            let frame = ws.read_frame().await.expect("fastwebsockets read");
+            assert!(frame.fin && frame.opcode == opcode, "unexpected frame");
+            on_payload(&frame.payload);
+        }
+    });
+}
+
+fn embedded_websocket_server() -> WebSocketServer {
+    let mut ws = WebSocketServer::new_server();
+    // The handshake is not part of the benchmark: open the connection as a
+    // completed handshake would.
+    ws.state = WebSocketState::Open;
+    ws
+}
+
+/// Read every frame of `wire` with embedded-websocket, unmasking each payload
+/// into `out`, validating text with `core::str::from_utf8` (the library
+/// does not), and handing each payload to `on_payload`.
+fn embedded_websocket_read(
+    ws: &mut WebSocketServer,
+    wire: &[u8],
+    out: &mut [u8],
+    kind: Kind,
+    mut on_payload: impl FnMut(&[u8]),
+) {
+    let mut pos = 0;
+    while pos < wire.len() {
+        let read = ws.read(&wire[pos..], out).expect("embedded-websocket read");
+        assert!(read.end_of_message, "a frame larger than the output buffer");
+        let data = &out[..read.len_to];
+        match (kind, read.message_type) {
+            (Kind::Binary, WebSocketReceiveMessageType::Binary) => on_payload(data),
+            (Kind::Text, WebSocketReceiveMessageType::Text) => {
+                on_payload(core::str::from_utf8(data).expect("UTF-8").as_bytes());
+            }
+            (_, other) => panic!("unexpected {other:?}"),
+        }
+        pos += read.len_from;
+    }
 }
 /// The time the benchmark thread spent running, from the kernel's per-thread
 /// CPU clock: time spent descheduled while other processes use the cores is
@@ -366,8 +542,8 @@ impl<M: Measurement<Value = Duration>> Timer<M> {
     }
 }
 
-/// wsproto-core and tungstenite receiving the whole buffer of `work`.
-fn bench_receive_pair<M: Measurement<Value = Duration>>(
+/// wsproto-core and its peers receiving the whole buffer of `work`.
+fn bench_receive_peers<M: Measurement<Value = Duration>>(
     group: &mut BenchmarkGroup<'_, M>,
     timer: &Timer<M>,
     work: &Workload,
@@ -415,6 +591,52 @@ fn bench_receive_pair<M: Measurement<Value = Duration>>(
             });
         },
     );
+
+    let runtime = current_thread_runtime();
+    let input = SharedInput::default();
+    input.refill(&work.wire);
+    let mut ws = fastwebsockets_server(&input);
+    group.bench_function(
+        BenchmarkId::new(format!("{}/fastwebsockets", work.kind.name()), &label),
+        |b| {
+            b.iter_custom(|iters| {
+                timer.time_iters(
+                    iters,
+                    &mut ws,
+                    |_| input.refill(&work.wire),
+                    |ws| {
+                        fastwebsockets_read(&runtime, ws, work.kind, frames, |data| {
+                            black_box(data);
+                        });
+                    },
+                )
+            });
+        },
+    );
+
+    if work.size <= EMBEDDED_MAX_SIZE {
+        // embedded-websocket reads the wire bytes without changing them and
+        // needs no fresh copy; the setup is empty.
+        let mut ws = embedded_websocket_server();
+        let mut out = vec![0u8; work.size];
+        group.bench_function(
+            BenchmarkId::new(format!("{}/embedded-websocket", work.kind.name()), &label),
+            |b| {
+                b.iter_custom(|iters| {
+                    timer.time_iters(
+                        iters,
+                        &mut (&mut ws, &mut out),
+                        |_| {},
+                        |(ws, out)| {
+                            embedded_websocket_read(ws, &work.wire, out, work.kind, |data| {
+                                black_box(data);
+                            });
+                        },
+                    )
+                });
+            },
+        );
+    }
 }
 
 fn receive<M: Measurement<Value = Duration>>(c: &mut Criterion<M>, timer: &Timer<M>) {
@@ -434,7 +656,7 @@ fn receive<M: Measurement<Value = Duration>>(c: &mut Criterion<M>, timer: &Timer
         .measurement_time(Duration::from_secs(4));
     for work in &workloads {
         group.throughput(Throughput::BytesDecimal(work.payload_bytes()));
-        bench_receive_pair(&mut group, timer, work);
+        bench_receive_peers(&mut group, timer, work);
     }
     group.finish();
 
@@ -446,7 +668,7 @@ fn receive<M: Measurement<Value = Duration>>(c: &mut Criterion<M>, timer: &Timer
         .measurement_time(Duration::from_secs(3));
     for work in workloads.iter().filter(|w| w.size <= 125) {
         group.throughput(Throughput::Elements(work.frames as u64));
-        bench_receive_pair(&mut group, timer, work);
+        bench_receive_peers(&mut group, timer, work);
     }
     group.finish();
 }
@@ -613,12 +835,95 @@ fn send<M: Measurement<Value = Duration>>(c: &mut Criterion<M>) {
     group.finish();
 }
 
+/// Where criterion writes its results: `CRITERION_HOME`, or `criterion`
+/// in the target directory.
+fn criterion_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return home.into();
+    }
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
+        .join("criterion")
+}
+
+/// Criterion's median time of one benchmark, in nanoseconds per iteration,
+/// if it was measured in this run (its estimates were written after
+/// `since`).
+fn median_since(group: &str, function: &str, label: &str, since: SystemTime) -> Option<f64> {
+    let path = criterion_home()
+        .join(group)
+        .join(function.replace('/', "_"))
+        .join(label)
+        .join("new")
+        .join("estimates.json");
+    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
+        return None;
+    }
+    let text = std::fs::read_to_string(&path).ok()?;
+    let median = &text[text.find("\"median\"")?..];
+    const KEY: &str = "\"point_estimate\":";
+    let estimate = &median[median.find(KEY)? + KEY.len()..];
+    estimate[..estimate.find([',', '}'])?].trim().parse().ok()
+}
+
+/// Print wsproto-core's receive figures beside the fastest peer's, for every
+/// workload measured in this run.
+fn print_ratios(since: SystemTime) {
+    const PEERS: [&str; 3] = ["tungstenite", "fastwebsockets", "embedded-websocket"];
+    println!();
+    println!("wsproto-core against the fastest peer, criterion medians of this run:");
+    println!(
+        "{:<15} {:<12} {:>16} {:>16}  {:<19} {:>7}",
+        "group", "workload", "wsproto-core", "best peer", "", "ratio"
+    );
+    for group in ["receive", "receive_frames"] {
+        for kind in [Kind::Binary, Kind::Text] {
+            for size in SIZES {
+                let label = size_label(size);
+                let median = |library: &str| {
+                    median_since(group, &format!("{}/{library}", kind.name()), &label, since)
+                };
+                let Some(ours) = median("wsproto-core") else {
+                    continue;
+                };
+                let Some((peer, theirs)) = PEERS
+                    .iter()
+                    .filter_map(|&peer| Some((peer, median(peer)?)))
+                    .min_by(|a, b| a.1.total_cmp(&b.1))
+                else {
+                    continue;
+                };
+                let frames = TOTAL_PAYLOAD.div_ceil(size).max(1) as f64;
+                let rate = |nanos: f64| {
+                    if group == "receive_frames" {
+                        format!("{:.1} M frames/s", frames / nanos * 1e3)
+                    } else {
+                        format!("{:.2} GB/s", frames * size as f64 / nanos)
+                    }
+                };
+                println!(
+                    "{:<15} {:<12} {:>16} {:>16}  {:<19} {:>6.2}x",
+                    group,
+                    format!("{} {label}", kind.name()),
+                    rate(ours),
+                    rate(theirs),
+                    peer,
+                    theirs / ours
+                );
+            }
+        }
+    }
+}
+
 fn run<M: Measurement<Value = Duration>>(mut criterion: Criterion<M>, clock: M) {
+    let since = SystemTime::now();
     let timer = Timer::new(clock);
     receive(&mut criterion, &timer);
     ceiling(&mut criterion, &timer);
     send(&mut criterion);
     criterion.final_summary();
+    print_ratios(since);
 }
 
 /// Times are per-thread CPU time unless `WSPROTO_BENCH_CLOCK=wall` asks for
