@@ -4,14 +4,17 @@
 //! per-address limit, heads with bare LF line ends, a TLS ClientHello, and
 //! an idle peer that does not answer pings.
 
+mod common;
+
+use common::{connect, echo_once, read_all};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use wsproto_examples::echo_server::{EchoServer, Limits, StopHandle};
 use wsproto_examples::session::Session;
-use wsproto_std::events::{BytesMessage, Event, TextMessage};
+use wsproto_std::events::{BytesMessage, Event};
 use wsproto_std::{ConnectionType, Settings, WSConnection};
 
 /// A running echo server, stopped when dropped.
@@ -36,44 +39,6 @@ fn start(limits: Limits) -> Running {
     let stop = server.stop_handle();
     let thread = Some(thread::spawn(move || server.run()));
     Running { addr, stop, thread }
-}
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-}
-
-/// Read what the server sends until it closes, at most `limit` bytes.
-fn read_all(stream: &mut TcpStream, limit: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    while out.len() < limit {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-        }
-    }
-    out
-}
-
-/// An echo round trip through a fresh WebSocket client.
-fn echo_once(addr: SocketAddr) -> Result<(), String> {
-    let url = format!("ws://{addr}/")
-        .parse()
-        .map_err(|e| format!("{e:?}"))?;
-    let mut session = Session::connect(&url, Settings::default(), Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
-    session
-        .send(TextMessage::new("fresh"))
-        .map_err(|e| e.to_string())?;
-    session.flush().map_err(|e| e.to_string())?;
-    match session.next_event().map_err(|e| e.to_string())? {
-        Some(Ok(Event::TextMessage(m))) if &*m.data == "fresh" => Ok(()),
-        other => Err(format!("{other:?}")),
-    }
 }
 
 /// 64 slowloris heads against a cap of 32: the excess gets 503 at once,

@@ -5,14 +5,17 @@
 //! answer pings. Every loop is bounded in count and time, and every server
 //! is killed by the test that started it.
 
+mod common;
+
+use common::{connect, echo_once, read_all};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use wsproto_examples::session::Session;
-use wsproto_std::events::{BytesMessage, Event, Request, TextMessage};
+use wsproto_std::events::{BytesMessage, Event, Request};
 use wsproto_std::{ConnectionType, Settings, WSConnection};
 
 /// A running `async-echo --serve`, killed when dropped.
@@ -69,44 +72,6 @@ impl Server {
                 .map_or(0, |kb| kb * 1024)
         };
         (field("VmRSS:"), field("VmHWM:"))
-    }
-}
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-}
-
-/// Read what the server sends until it closes, at most `limit` bytes.
-fn read_all(stream: &mut TcpStream, limit: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    while out.len() < limit {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-        }
-    }
-    out
-}
-
-/// An echo round trip through a fresh WebSocket client.
-fn echo_once(addr: SocketAddr) -> Result<(), String> {
-    let url = format!("ws://{addr}/")
-        .parse()
-        .map_err(|e| format!("{e:?}"))?;
-    let mut session = Session::connect(&url, Settings::default(), Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
-    session
-        .send(TextMessage::new("fresh"))
-        .map_err(|e| e.to_string())?;
-    session.flush().map_err(|e| e.to_string())?;
-    match session.next_event().map_err(|e| e.to_string())? {
-        Some(Ok(Event::TextMessage(m))) if &*m.data == "fresh" => Ok(()),
-        other => Err(format!("{other:?}")),
     }
 }
 
