@@ -3,30 +3,11 @@
 //! and during the handshake), the automatic-reply outbox, memory kept alive
 //! by payloads the caller holds (`tests/pinning.rs`), and the timers.
 
-use wsproto_std::events::{AcceptConnection, BytesMessage, Event, Ping, Request, TextMessage};
+mod common;
+
+use common::{open_pair, plain};
+use wsproto_std::events::{BytesMessage, Event, Ping, TextMessage};
 use wsproto_std::{ConnectionState, ConnectionType, Expired, Settings, TimerConfig, WSConnection};
-
-fn plain() -> Settings {
-    let mut settings = Settings::default();
-    settings.permessage_deflate = None;
-    settings
-}
-
-/// A client and a server past the handshake.
-fn open_pair(client: Settings, server: Settings) -> (WSConnection, WSConnection) {
-    let mut c = WSConnection::with_settings(ConnectionType::Client, client);
-    let mut s = WSConnection::with_settings(ConnectionType::Server, server);
-    s.receive_data(Some(&c.send(Request::new("example.com", "/")).unwrap()))
-        .unwrap();
-    assert!(matches!(s.next_event(), Some(Ok(Event::Request(_)))));
-    c.receive_data(Some(&s.send(AcceptConnection::default()).unwrap()))
-        .unwrap();
-    assert!(matches!(
-        c.next_event(),
-        Some(Ok(Event::AcceptConnection(_)))
-    ));
-    (c, s)
-}
 
 /// Unread input stops at the limit; taking events makes room; nothing
 /// accepted is lost.

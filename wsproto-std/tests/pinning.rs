@@ -2,11 +2,13 @@
 //! a counting allocator, alone in this test binary, which runs without the
 //! test harness so that no other thread allocates meanwhile.
 
+mod common;
+
+use common::{open_pair, plain};
 use std::alloc::System;
 
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
-use wsproto_std::events::{AcceptConnection, BytesMessage, Event, Request};
-use wsproto_std::{ConnectionType, Settings, WSConnection};
+use wsproto_std::events::{BytesMessage, Event};
 
 /// Counts the bytes allocated and not yet freed.
 #[global_allocator]
@@ -15,28 +17,6 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 fn live() -> isize {
     let stats = GLOBAL.stats();
     stats.bytes_allocated as isize - stats.bytes_deallocated as isize + stats.bytes_reallocated
-}
-
-fn plain() -> Settings {
-    let mut settings = Settings::default();
-    settings.permessage_deflate = None;
-    settings
-}
-
-/// A client and a server past the handshake.
-fn open_pair(client: Settings, server: Settings) -> (WSConnection, WSConnection) {
-    let mut c = WSConnection::with_settings(ConnectionType::Client, client);
-    let mut s = WSConnection::with_settings(ConnectionType::Server, server);
-    s.receive_data(Some(&c.send(Request::new("example.com", "/")).unwrap()))
-        .unwrap();
-    assert!(matches!(s.next_event(), Some(Ok(Event::Request(_)))));
-    c.receive_data(Some(&s.send(AcceptConnection::default()).unwrap()))
-        .unwrap();
-    assert!(matches!(
-        c.next_event(),
-        Some(Ok(Event::AcceptConnection(_)))
-    ));
-    (c, s)
 }
 
 /// Small payloads kept after the connection is gone do not keep blocks of

@@ -10,6 +10,9 @@ use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use wsproto_std::events::{AcceptConnection, Event, Request};
+use wsproto_std::{ConnectionType, Settings, WSConnection};
+
 /// The packages installed into the venv. Pinned: the differential test's
 /// table of differences describes this version of `wsproto`.
 pub const PACKAGES: &[&str] = &["wsproto==1.3.2", "websockets==17.4"];
@@ -284,4 +287,27 @@ pub fn run_python(python: &Path, args: &[&str], input: &[u8], timeout: Duration)
         out.stderr
     );
     out.stdout
+}
+
+/// Settings without permessage-deflate.
+pub fn plain() -> Settings {
+    let mut settings = Settings::default();
+    settings.permessage_deflate = None;
+    settings
+}
+
+/// A client and a server past the handshake.
+pub fn open_pair(client: Settings, server: Settings) -> (WSConnection, WSConnection) {
+    let mut c = WSConnection::with_settings(ConnectionType::Client, client);
+    let mut s = WSConnection::with_settings(ConnectionType::Server, server);
+    s.receive_data(Some(&c.send(Request::new("example.com", "/")).unwrap()))
+        .unwrap();
+    assert!(matches!(s.next_event(), Some(Ok(Event::Request(_)))));
+    c.receive_data(Some(&s.send(AcceptConnection::default()).unwrap()))
+        .unwrap();
+    assert!(matches!(
+        c.next_event(),
+        Some(Ok(Event::AcceptConnection(_)))
+    ));
+    (c, s)
 }
