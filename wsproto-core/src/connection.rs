@@ -6,7 +6,7 @@
 //! an extended CONNECT (RFC 8441).
 
 use crate::close::CloseCode;
-use crate::error::{BufferTooSmall, LocalProtocolError, SendError};
+use crate::error::{BufferTooSmall, LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{CloseConnection, Event, Ping, Pong};
 use crate::frame::mask::apply_mask;
 use crate::frame::{close_payload_parts, FrameHeader, Opcode, RsvBits, MAX_CONTROL_PAYLOAD};
@@ -434,6 +434,18 @@ impl Inner {
                 decompressed: false,
             };
         }
+        #[cfg(target_pointer_width = "64")]
+        if let Some(frame) = self.rx.whole_frame_header(self.role, &self.config, buf) {
+            return match Receiver::whole_frame(frame, buf) {
+                Ok((consumed, event)) => Received {
+                    consumed,
+                    event: Ok(Some(event)),
+                    needed: Needed::Nothing,
+                    decompressed: false,
+                },
+                Err(err) => self.fail(err),
+            };
+        }
         let result = self.rx.receive(
             self.role,
             &self.config,
@@ -463,22 +475,24 @@ impl Inner {
                 needed,
                 decompressed: false,
             },
-            Err(err) => {
-                // RFC 6455 §7.1.7: the connection fails; a close frame may
-                // still go out, once, unless one already did.
-                self.rx.failed = Some(err);
-                self.close_allowed = matches!(
-                    self.state,
-                    ConnectionState::Open | ConnectionState::RemoteClosing
-                );
-                self.state = ConnectionState::Closed;
-                Received {
-                    consumed: 0,
-                    event: Err(err),
-                    needed: Needed::Nothing,
-                    decompressed: false,
-                }
-            }
+            Err(err) => self.fail(err),
+        }
+    }
+
+    /// The peer's violation `err` ends the connection (RFC 6455 §7.1.7); a
+    /// close frame may still go out, once, unless one already did.
+    fn fail<'b>(&mut self, err: RemoteProtocolError) -> Received<'b> {
+        self.rx.failed = Some(err);
+        self.close_allowed = matches!(
+            self.state,
+            ConnectionState::Open | ConnectionState::RemoteClosing
+        );
+        self.state = ConnectionState::Closed;
+        Received {
+            consumed: 0,
+            event: Err(err),
+            needed: Needed::Nothing,
+            decompressed: false,
         }
     }
 

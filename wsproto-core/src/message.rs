@@ -15,6 +15,8 @@
 
 use crate::error::RemoteProtocolError;
 use crate::event::{BytesMessage, CloseConnection, Event, Ping, Pong, TextMessage};
+#[cfg(target_pointer_width = "64")]
+use crate::frame::mask::{apply_mask, text::unmask_whole_utf8};
 use crate::frame::payload::PayloadCursor;
 use crate::frame::{
     parse_close_payload, FrameHeader, Opcode, RsvBits, Status, MAX_CONTROL_PAYLOAD,
@@ -203,6 +205,98 @@ impl Receiver {
         self.data(frame, start, buf)
     }
 
+    /// The header of a frame that [`whole_frame`](Self::whole_frame) can
+    /// take in one step, or `None` for the general path: an unfragmented
+    /// text or binary frame (FIN set, no RSV bit) with a 7- or 16-bit length,
+    /// masked as `role` requires, within the limits, whole in `buf`, while
+    /// no message is in progress. Reads `buf` only.
+    #[cfg(target_pointer_width = "64")]
+    #[inline(always)]
+    pub(crate) fn whole_frame_header(
+        &self,
+        role: Role,
+        config: &Config,
+        buf: &[u8],
+    ) -> Option<WholeFrame> {
+        if self.frame.is_some() || self.message.is_some() {
+            return None;
+        }
+        let [b0, b1, ..] = *buf else {
+            return None;
+        };
+        let text = match b0 {
+            0x81 => true,
+            0x82 => false,
+            _ => return None,
+        };
+        let masked = b1 & 0x80 != 0;
+        if masked != (role == Role::Server) {
+            return None;
+        }
+        let (len, mut start) = match b1 & 0x7F {
+            127 => return None,
+            126 => {
+                let len = u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?]);
+                if len < 126 {
+                    return None;
+                }
+                (usize::from(len), 4)
+            }
+            short => (usize::from(short), 2),
+        };
+        let mut key = None;
+        if masked {
+            key = Some(<[u8; 4]>::try_from(buf.get(start..start + 4)?).ok()?);
+            start += 4;
+        }
+        let limit = config.max_frame_size.min(config.max_message_size);
+        if len as u64 > limit || start + len > buf.len() {
+            return None;
+        }
+        Some(WholeFrame {
+            text,
+            key,
+            start,
+            end: start + len,
+        })
+    }
+
+    /// Take the frame that [`whole_frame_header`](Self::whole_frame_header)
+    /// found at the front of `buf`: unmask it, validate text, and hand it
+    /// out as one event. Stores nothing: no message was in progress, and
+    /// none is after it.
+    #[cfg(target_pointer_width = "64")]
+    #[inline(always)]
+    pub(crate) fn whole_frame<'b>(
+        frame: WholeFrame,
+        buf: &'b mut [u8],
+    ) -> Result<(usize, Event<'b>), RemoteProtocolError> {
+        let payload = buf.get_mut(frame.start..frame.end).unwrap_or_default();
+        if frame.text {
+            let text = unmask_whole_utf8(payload, frame.key).ok_or_else(utf8::invalid_text)?;
+            return Ok((
+                frame.end,
+                Event::TextMessage(TextMessage {
+                    data: text,
+                    frame_finished: true,
+                    message_finished: true,
+                }),
+            ));
+        }
+        if let Some(key) = frame.key {
+            apply_mask(payload, key, 0);
+        }
+        let payload: &'b [u8] = payload;
+        Ok((
+            frame.end,
+            Event::BytesMessage(BytesMessage {
+                data: payload,
+                frame_finished: true,
+                message_finished: true,
+            }),
+        ))
+    }
+
     /// The rules a header must follow here, given the connection (RFC 6455
     /// §5.2, §5.4, RFC 7692 §6.1) and the limits.
     fn check_header(
@@ -271,56 +365,60 @@ impl Receiver {
 
     /// Hand out the payload of an uncompressed data frame that is in `buf`
     /// from `start` on, behind the carried bytes of a split code point.
+    /// Text is unmasked and validated in one pass.
     fn data<'b>(
         &mut self,
         mut frame: PayloadCursor,
         start: usize,
         buf: &'b mut [u8],
     ) -> Result<(usize, Progress<'b>), RemoteProtocolError> {
-        let kind = self.message.unwrap_or(MessageKind::Binary);
         let carry = usize::from(self.carry);
         let chunk = buf.get_mut(start..).unwrap_or_default();
         let n = frame.take_len(chunk.len().saturating_sub(carry));
         let chunk = chunk.get_mut(..carry + n).unwrap_or_default();
-        frame.unmask(chunk.get_mut(carry..).unwrap_or_default());
+        let data = match self.message {
+            Some(MessageKind::Text) => {
+                let (text, tail) = frame
+                    .unmask_text(chunk, carry)
+                    .ok_or_else(utf8::invalid_text)?;
+                Data::Text(text, tail)
+            }
+            _ => {
+                frame.unmask(chunk);
+                Data::Binary(chunk)
+            }
+        };
         frame.advance(n);
         let frame_finished = frame.is_done();
-        self.frame = (!frame_finished).then_some(frame);
         let chunk_info = Chunk {
             frame_finished,
             message_finished: frame_finished && frame.fin,
         };
-        let chunk: &'b [u8] = chunk;
-        match kind {
-            MessageKind::Binary => {
-                self.end_chunk(&chunk_info);
-                if n == 0 && !frame_finished {
-                    return Ok((start, Progress::Needs(Needed::Input(1))));
-                }
-                let event = Event::BytesMessage(BytesMessage {
-                    data: chunk,
+        let (event, len, tail) = match data {
+            Data::Binary(data) => (
+                Event::BytesMessage(BytesMessage {
+                    data,
                     frame_finished,
                     message_finished: chunk_info.message_finished,
-                });
-                Ok((start + chunk.len(), Progress::Event(event, false)))
-            }
-            MessageKind::Text => {
-                let cut = utf8::incomplete_tail_start(chunk);
-                let (text, tail) = chunk.split_at(cut);
+                }),
+                data.len(),
+                0,
+            ),
+            Data::Text(text, tail) => {
                 if !tail.is_empty() && (chunk_info.message_finished || !utf8::is_char_prefix(tail))
                 {
                     return Err(utf8::invalid_text());
                 }
-                let text = simdutf8::compat::from_utf8(text).map_err(|_| utf8::invalid_text())?;
                 self.carry = tail.len() as u8;
-                self.end_chunk(&chunk_info);
-                if text.is_empty() && !frame_finished {
-                    return Ok((start, Progress::Needs(Needed::Input(tail.len() + 1))));
-                }
-                let event = text_event(text, &chunk_info);
-                Ok((start + cut, Progress::Event(event, false)))
+                (text_event(text, &chunk_info), text.len(), tail.len())
             }
+        };
+        self.frame = (!frame_finished).then_some(frame);
+        self.end_chunk(&chunk_info);
+        if len == 0 && !frame_finished {
+            return Ok((start, Progress::Needs(Needed::Input(tail + 1))));
         }
+        Ok((start + len, Progress::Event(event, false)))
     }
 
     /// Decompress the payload of a compressed message as it arrives.
@@ -372,6 +470,25 @@ impl Receiver {
             self.carry = 0;
         }
     }
+}
+
+/// A whole single-frame message at the front of the buffer: see
+/// [`Receiver::whole_frame_header`].
+#[cfg(target_pointer_width = "64")]
+#[derive(Clone, Copy)]
+pub(crate) struct WholeFrame {
+    text: bool,
+    key: Option<[u8; 4]>,
+    /// Where the payload begins and ends in the buffer.
+    start: usize,
+    end: usize,
+}
+
+/// A chunk of an uncompressed message, unmasked: binary, or text (the text
+/// up to a split code point, and the bytes of that code point).
+enum Data<'b> {
+    Binary(&'b [u8]),
+    Text(&'b str, &'b [u8]),
 }
 
 /// What one step of the receiver produced.

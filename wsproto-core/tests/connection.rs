@@ -776,3 +776,83 @@ fn a_close_without_a_code_on_the_wire_carries_no_reason() {
         assert_eq!(&out[..n], wire, "{code}");
     }
 }
+
+/// Whole single-frame messages (taken in one step when the buffer holds
+/// them) give the same events and errors as the same bytes fed in pieces:
+/// text and binary, 7-, 16- and 64-bit lengths, text valid and broken at
+/// the start, the middle and the end, and frames beside fragmented ones.
+/// Fed in pieces, the valid start of broken text may go out before the
+/// error; that part is left out of the comparison.
+#[test]
+fn whole_frames_and_pieces_agree() {
+    let text = "Grüße — Привет 世界 😀 ".repeat(5000);
+    // (frame, whether it is a violation)
+    let mut cases: Vec<(Vec<u8>, bool)> = Vec::new();
+    for len in [0, 1, 16, 125, 126, 4096, 65_535, 65_536, 100_000] {
+        let mut end = len.min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let body = &text.as_bytes()[..end];
+        cases.push((client_frame(true, 1, body), false));
+        cases.push((client_frame(true, 2, body), false));
+        for at in [0, end / 2, end.saturating_sub(1)] {
+            if end > 0 {
+                let mut broken = body.to_vec();
+                broken[at] = 0xff;
+                cases.push((client_frame(true, 1, &broken), true));
+            }
+        }
+        if end > 2 && std::str::from_utf8(&body[..end - 1]).is_err() {
+            // Cut in the middle of a character at the end of the message.
+            cases.push((client_frame(true, 1, &body[..end - 1]), true));
+        }
+    }
+    let normalize = |mut events: Vec<Ev>| {
+        if let Some(Ev::Error(code)) = events.last().cloned() {
+            events.pop();
+            if let Some(Ev::Text(_, _, false)) = events.last() {
+                events.pop();
+            }
+            events.push(Ev::Error(code));
+        }
+        events
+    };
+    for (case, broken) in &cases {
+        // Behind a whole frame, and in front of a fragmented message.
+        let mut wire = client_frame(true, 2, b"first");
+        wire.extend_from_slice(case);
+        wire.extend(client_frame(false, 1, "ab".as_bytes()));
+        wire.extend(client_frame(true, 0, "c".as_bytes()));
+        let whole = feed(
+            &mut Connection::server(Config::default()),
+            &wire,
+            &[],
+            wire.len() + 1,
+        );
+        let cuts: Vec<usize> = (0..wire.len()).step_by(997).collect();
+        let pieces = feed(
+            &mut Connection::server(Config::default()),
+            &wire,
+            &cuts,
+            4096,
+        );
+        let whole = normalize(merge(&whole));
+        assert_eq!(
+            whole,
+            normalize(merge(&pieces)),
+            "frame of {} bytes",
+            case.len()
+        );
+        assert_eq!(whole[0], Ev::Bytes(b"first".to_vec(), true, true));
+        if !broken {
+            assert_eq!(whole.last(), Some(&Ev::Text("abc".into(), true, true)));
+        }
+        assert_eq!(
+            matches!(whole.last(), Some(Ev::Error(1007))),
+            *broken,
+            "frame of {} bytes",
+            case.len()
+        );
+    }
+}

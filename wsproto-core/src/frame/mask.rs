@@ -131,6 +131,8 @@ fn key_word(key: [u8; 4], offset: usize) -> u64 {
     half | (half << 32)
 }
 
+pub(crate) mod text;
+
 /// The SIMD kernels, reachable for tests and benchmarks.
 ///
 /// Each getter returns its kernel when it is compiled into this build and the

@@ -2,6 +2,7 @@
 //! and how to unmask the next byte.
 
 use super::mask::apply_mask;
+use super::mask::text::unmask_utf8;
 use super::FrameHeader;
 
 /// The progress through one frame's payload.
@@ -40,6 +41,20 @@ impl PayloadCursor {
         if self.masked {
             apply_mask(bytes, self.key, usize::from(self.offset));
         }
+    }
+
+    /// Unmask the payload bytes `chunk[from..]`, the next ones, behind the
+    /// already unmasked `chunk[..from]`, and validate `chunk` as UTF-8 in
+    /// the same pass, without advancing: the text up to a code point cut
+    /// off by the end and the bytes of that code point, or `None` when the
+    /// text is not UTF-8.
+    pub(crate) fn unmask_text<'a>(
+        &self,
+        chunk: &'a mut [u8],
+        from: usize,
+    ) -> Option<(&'a str, &'a [u8])> {
+        let key = self.masked.then_some(self.key);
+        unmask_utf8(chunk, from, key, usize::from(self.offset))
     }
 
     /// Mask again the `bytes` that follow `taken` unmasked bytes, which
