@@ -14,6 +14,7 @@ use crate::utf8::incomplete_tail_start;
 /// stays in a 32 KiB L1 data cache between the two steps, large enough that
 /// the validator's per-call cost is small beside the work. Under Miri
 /// blocks are small, so that its tests cross many boundaries quickly.
+#[cfg(target_pointer_width = "64")]
 const BLOCK: usize = if cfg!(miri) { 96 } else { 8 << 10 };
 
 /// Unmask `chunk[from..]` with `key` (when the frame is masked; byte `i` of
@@ -92,6 +93,7 @@ pub(crate) fn unmask_utf8(
 
 /// Unmask `payload`, a whole frame's, with `key` (when the frame is masked)
 /// and return it as text, or `None` when it is not UTF-8.
+#[cfg(target_pointer_width = "64")]
 #[inline]
 pub(crate) fn unmask_whole_utf8(payload: &mut [u8], key: Option<[u8; 4]>) -> Option<&str> {
     if payload.len() > BLOCK {
@@ -113,9 +115,9 @@ pub(crate) fn unmask_whole_utf8(payload: &mut [u8], key: Option<[u8; 4]>) -> Opt
 
 /// Whether `bytes` is UTF-8: short inputs through [`is_utf8_short`], long
 /// ones through `simdutf8`.
+#[cfg(target_pointer_width = "64")]
 #[inline]
 fn is_utf8(bytes: &[u8]) -> bool {
-    #[cfg(target_pointer_width = "64")]
     if bytes.len() < SHORT {
         return is_utf8_short(bytes);
     }
@@ -199,7 +201,8 @@ mod tests {
     use crate::frame::mask::apply_mask_bytewise;
 
     /// Text with one-, two-, three- and four-byte characters, long enough to
-    /// span blocks (shorter under Miri).
+    /// span blocks.
+    #[cfg(target_pointer_width = "64")]
     fn sample() -> std::vec::Vec<u8> {
         let unit = "aé€😀 Grüße — Привет 世界 ";
         let len = 5 * BLOCK + 77;
@@ -242,6 +245,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_pointer_width = "64")]
     fn valid_text_at_every_block_split() {
         let text = sample();
         let key = [0x37, 0xfa, 0x21, 0x3d];
@@ -268,6 +272,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_pointer_width = "64")]
     fn invalid_bytes_anywhere_are_found() {
         let text = sample();
         let key = [1, 2, 3, 4];
