@@ -120,13 +120,6 @@ mod backend {
             !run_length_only(window_bits)
         }
 
-        /// Start over without history (after [`compress`](Self::compress)
-        /// ended with a sync flush).
-        #[cfg(all(test, not(miri)))]
-        pub(super) fn reset(&mut self) {
-            self.0.reset();
-        }
-
         /// Compress `input` and sync-flush, appending to `out`.
         pub(super) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
             let mut rest = input;
@@ -239,12 +232,6 @@ mod backend {
         /// messages of the stream (except under the 8-bit window).
         pub(super) fn keeps_history(window_bits: u8) -> bool {
             window_bits >= 9
-        }
-
-        /// Start over without history.
-        #[cfg(all(test, not(miri)))]
-        pub(super) fn reset(&mut self) {
-            self.inner.reset();
         }
 
         /// Prime a fresh compressor with the last bytes sent, the history
