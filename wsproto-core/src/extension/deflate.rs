@@ -90,7 +90,11 @@ mod backend {
         + 65_536 * 13 / 10
         + (2 * 2 + 1) * 3 * 288;
 
-    pub(super) struct Compressor(CompressorOxide);
+    pub(super) struct Compressor {
+        inner: CompressorOxide,
+        level: u8,
+        window_bits: u8,
+    }
 
     impl Compressor {
         pub(super) fn new(level: u8, window_bits: u8) -> Box<Self> {
@@ -106,7 +110,22 @@ mod backend {
                 raw,
                 strategy as i32,
             );
-            Box::new(Self(CompressorOxide::new(flags)))
+            Box::new(Self {
+                inner: CompressorOxide::new(flags),
+                level,
+                window_bits,
+            })
+        }
+
+        /// Whether this compressor compresses as one for `level` and
+        /// `window_bits` would.
+        pub(super) fn matches(&self, level: u8, window_bits: u8) -> bool {
+            (self.level, self.window_bits) == (level, window_bits)
+        }
+
+        /// Start a new stream without history, keeping the allocations.
+        pub(super) fn reset(&mut self) {
+            self.inner.reset();
         }
 
         /// Heap held by this compressor.
@@ -130,7 +149,7 @@ mod backend {
                 let len = out.len();
                 out.resize(len + room, 0);
                 let (status, used, written) = match out.get_mut(len..) {
-                    Some(buf) => compress(&mut self.0, rest, buf, TDEFLFlush::Sync),
+                    Some(buf) => compress(&mut self.inner, rest, buf, TDEFLFlush::Sync),
                     None => (TDEFLStatus::BadParam, 0, 0),
                 };
                 out.truncate(len + written);
@@ -200,6 +219,7 @@ mod backend {
 
     pub(super) struct Compressor {
         inner: Deflate,
+        level: u8,
         window_bits: u8,
     }
 
@@ -220,8 +240,20 @@ mod backend {
             };
             Box::new(Self {
                 inner: Deflate::new_with_config(config),
+                level,
                 window_bits,
             })
+        }
+
+        /// Whether this compressor compresses as one for `level` and
+        /// `window_bits` would.
+        pub(super) fn matches(&self, level: u8, window_bits: u8) -> bool {
+            (self.level, self.window_bits) == (level, window_bits)
+        }
+
+        /// Start a new stream without history, keeping the allocation.
+        pub(super) fn reset(&mut self) {
+            self.inner.reset();
         }
 
         pub(super) fn heap_size(&self) -> usize {
@@ -337,6 +369,17 @@ impl Inflater {
     /// the same history.
     fn end_of_stream(&mut self) {
         self.decompressor.init();
+    }
+
+    /// A new stream without history, keeping the buffer.
+    fn reset(&mut self) {
+        self.decompressor.init();
+        self.pos = 0;
+    }
+
+    /// Nothing of a stream is under way: as after [`reset`](Self::reset).
+    fn is_fresh(&self) -> bool {
+        self.pos == 0
     }
 }
 
@@ -667,6 +710,13 @@ pub(crate) struct DeflateCodec {
     /// with (empty when the backend's matches never reach them).
     history: Vec<u8>,
     keep_history: bool,
+    /// The compressor has compressed since it was last reset.
+    compressor_dirty: bool,
+    /// A message is being compressed (its final chunk has not come).
+    compressing: bool,
+    /// State is reset rather than freed after a message, to go back to a
+    /// [`DeflatePool`].
+    pooled: bool,
     compress_level: u8,
     compress_window_bits: u8,
     compress: bool,
@@ -719,6 +769,9 @@ impl DeflateCodec {
             compressor_per_message,
             history: Vec::new(),
             keep_history,
+            compressor_dirty: false,
+            compressing: false,
+            pooled: false,
             compress_level: params.compression_level,
             compress_window_bits: window_bits,
             compress: params.compress,
@@ -853,7 +906,13 @@ impl DeflateCodec {
             self.tail_needed = false;
             self.tail_fed = 0;
             if self.inflate_fresh_each_message {
-                self.inflater = None;
+                if self.pooled {
+                    if let Some(inflater) = self.inflater.as_mut() {
+                        inflater.reset();
+                    }
+                } else {
+                    self.inflater = None;
+                }
             }
         }
         Ok(Inflated {
@@ -879,19 +938,20 @@ impl DeflateCodec {
             }
             return;
         }
-        let compressor = match self.compressor.as_mut() {
-            Some(compressor) => compressor,
-            None => {
-                #[cfg_attr(not(feature = "zlib-rs"), allow(unused_mut))]
-                let mut compressor =
-                    Compressor::new(self.compress_level, self.compress_window_bits);
-                #[cfg(feature = "zlib-rs")]
-                if !self.history.is_empty() {
-                    compressor.set_history(&self.history);
-                }
-                self.compressor.insert(compressor)
-            }
-        };
+        let fresh = self.compressor.is_none() || self.compressor_dirty;
+        let compressor = self
+            .compressor
+            .get_or_insert_with(|| Compressor::new(self.compress_level, self.compress_window_bits));
+        let new_stream = fresh && !self.compressing;
+        if new_stream && self.compressor_dirty {
+            compressor.reset();
+        }
+        #[cfg(feature = "zlib-rs")]
+        if new_stream && !self.history.is_empty() {
+            compressor.set_history(&self.history);
+        }
+        self.compressor_dirty = false;
+        self.compressing = !end_of_message;
         let start = out.len();
         compressor.compress(input, out);
         if self.keep_history {
@@ -921,8 +981,49 @@ impl DeflateCodec {
     }
 
     fn end_compressed_message(&mut self) {
+        self.compressing = false;
         if self.compressor_per_message {
-            self.compressor = None;
+            if self.pooled {
+                self.compressor_dirty = self.compressor.is_some();
+            } else {
+                self.compressor = None;
+            }
+        }
+    }
+
+    /// Take from `pool` what the next messages need and this codec would
+    /// otherwise allocate per message, and reset rather than free it after
+    /// each message.
+    fn borrow_from(&mut self, pool: &mut DeflatePool) {
+        self.pooled = true;
+        if self.compress && self.compressor_per_message && self.compressor.is_none() {
+            let (level, bits) = (self.compress_level, self.compress_window_bits);
+            if let Some(i) = pool.compressors.iter().position(|c| c.matches(level, bits)) {
+                self.compressor = Some(pool.compressors.swap_remove(i));
+                self.compressor_dirty = true;
+            }
+        }
+        if self.inflate_fresh_each_message && self.inflater.is_none() {
+            self.inflater = pool.inflaters.pop();
+        }
+    }
+
+    /// Give back to `pool` the per-message state that no message is using.
+    fn give_back(&mut self, pool: &mut DeflatePool) {
+        self.pooled = false;
+        if self.compressor_per_message && !self.compressing {
+            if let Some(compressor) = self.compressor.take() {
+                pool.compressors.push(compressor);
+            }
+            self.compressor_dirty = false;
+        }
+        if self.inflate_fresh_each_message
+            && !self.tail_needed
+            && self.inflater.as_ref().is_some_and(|i| i.is_fresh())
+        {
+            if let Some(inflater) = self.inflater.take() {
+                pool.inflaters.push(inflater);
+            }
         }
     }
 
@@ -942,6 +1043,91 @@ impl DeflateCodec {
     }
 }
 
+/// Compressor and decompressor state, and output buffers, shared by
+/// connections that reset their context after each message, so that
+/// sending and receiving such messages allocates nothing once the pool has
+/// grown to the number of messages under way at once, while idle
+/// connections still hold nothing.
+///
+/// Lend it to a connection for the length of its work with
+/// [`Connection::borrow_deflate_state`](crate::Connection::borrow_deflate_state)
+/// and take it back with
+/// [`Connection::return_deflate_state`](crate::Connection::return_deflate_state).
+/// A connection keeps what a message still under way needs and gives it
+/// back after a later call; state a connection allocated itself while
+/// borrowing joins the pool when it is returned.
+///
+/// ```
+/// use wsproto_core::event::TextMessage;
+/// use wsproto_core::extension::deflate::{DeflateParams, DeflatePool};
+/// use wsproto_core::{Config, Connection};
+///
+/// let params = DeflateParams {
+///     server_no_context_takeover: true,
+///     client_no_context_takeover: true,
+///     ..DeflateParams::default()
+/// };
+/// let mut pool = DeflatePool::new();
+/// let mut servers: Vec<_> = (0..3)
+///     .map(|_| Connection::server(Config::default()).with_deflate(params))
+///     .collect();
+/// let mut out = vec![0; 1024];
+/// for server in &mut servers {
+///     server.borrow_deflate_state(&mut pool);
+///     server.send(&TextMessage::new("hello").into(), &mut out).unwrap();
+///     server.return_deflate_state(&mut pool);
+///     assert_eq!(server.deflate_heap_size(), 0);
+/// }
+/// // One compressor and one buffer served all three.
+/// assert!(pool.heap_size() > 0);
+/// ```
+#[derive(Default)]
+// The boxes move between the pool and the codecs' `Option<Box<_>>` slots
+// as they are: taking state out of a box would copy or allocate.
+#[allow(clippy::vec_box)]
+pub struct DeflatePool {
+    compressors: Vec<Box<Compressor>>,
+    inflaters: Vec<Box<Inflater>>,
+    buffers: Vec<Vec<u8>>,
+}
+
+impl DeflatePool {
+    /// An empty pool: it grows as connections return what they allocated.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Heap bytes held by the state in the pool.
+    #[must_use]
+    pub fn heap_size(&self) -> usize {
+        self.compressors
+            .iter()
+            .map(|c| c.heap_size())
+            .sum::<usize>()
+            + self.inflaters.len() * DECOMPRESSOR_HEAP
+            + self.buffers.iter().map(Vec::capacity).sum::<usize>()
+    }
+
+    /// Free everything the pool holds.
+    pub fn clear(&mut self) {
+        self.compressors.clear();
+        self.inflaters.clear();
+        self.buffers.clear();
+    }
+}
+
+impl fmt::Debug for DeflatePool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeflatePool")
+            .field("compressors", &self.compressors.len())
+            .field("inflaters", &self.inflaters.len())
+            .field("buffers", &self.buffers.len())
+            .field("heap_size", &self.heap_size())
+            .finish()
+    }
+}
+
 /// permessage-deflate on a connection: the codec, the bytes of a split code
 /// point carried from one output to the next, and the message counters.
 #[derive(Debug)]
@@ -958,6 +1144,8 @@ pub(crate) struct DeflateStream {
     pub(crate) tx: Vec<u8>,
     /// Release `tx` after each message sent (this end resets its context).
     pub(crate) release_tx_after_message: bool,
+    /// `release_tx_after_message` as agreed, while a pool lends `tx`.
+    release_tx_when_idle: bool,
 }
 
 /// What one [`DeflateStream::inflate`] call made of the payload.
@@ -998,6 +1186,30 @@ impl DeflateStream {
             inflated_len: 0,
             tx: Vec::new(),
             release_tx_after_message,
+            release_tx_when_idle: release_tx_after_message,
+        }
+    }
+
+    /// See [`Connection::borrow_deflate_state`](crate::Connection::borrow_deflate_state).
+    pub(crate) fn borrow_from(&mut self, pool: &mut DeflatePool) {
+        self.codec.borrow_from(pool);
+        if self.release_tx_when_idle {
+            self.release_tx_after_message = false;
+            if self.tx.capacity() == 0 {
+                self.tx = pool.buffers.pop().unwrap_or_default();
+            }
+        }
+    }
+
+    /// See [`Connection::return_deflate_state`](crate::Connection::return_deflate_state).
+    pub(crate) fn give_back(&mut self, pool: &mut DeflatePool) {
+        self.codec.give_back(pool);
+        if self.release_tx_when_idle {
+            self.release_tx_after_message = true;
+            if self.tx.capacity() > 0 {
+                self.tx.clear();
+                pool.buffers.push(core::mem::take(&mut self.tx));
+            }
         }
     }
 
