@@ -20,7 +20,7 @@ use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use wsproto_core::event::{Event, TextMessage};
-use wsproto_core::extension::deflate::DeflateParams;
+use wsproto_core::extension::deflate::{DeflateParams, DeflatePool};
 use wsproto_core::{Config, Connection};
 
 const BACKEND: &str = if cfg!(feature = "zlib-rs") {
@@ -155,8 +155,12 @@ fn compress<M: Measurement<Value = Duration>>(c: &mut Criterion<M>) {
                 group.measurement_time(Duration::from_secs(2));
                 group.warm_up_time(Duration::from_millis(500));
 
+                // Without context takeover the connection borrows its
+                // compressor from a pool, as zlib's baseline resets one.
                 let mut server =
                     Connection::server(Config::default()).with_deflate(params(nct, level));
+                let mut pool = DeflatePool::new();
+                server.borrow_deflate_state(&mut pool);
                 let mut out = vec![0u8; size * 2 + 1024];
                 let mut i = 0;
                 group.bench_function(format!("wsproto-core/{}", size_label(size)), |b| {
@@ -165,6 +169,21 @@ fn compress<M: Measurement<Value = Duration>>(c: &mut Criterion<M>) {
                         black_box(server.send(&events[i], &mut out).unwrap())
                     })
                 });
+                if nct {
+                    // The same without a pool: a compressor allocated and
+                    // freed per message.
+                    let mut server =
+                        Connection::server(Config::default()).with_deflate(params(nct, level));
+                    group.bench_function(
+                        format!("wsproto-core-unpooled/{}", size_label(size)),
+                        |b| {
+                            b.iter(|| {
+                                i = (i + 1) % MESSAGES;
+                                black_box(server.send(&events[i], &mut out).unwrap())
+                            })
+                        },
+                    );
+                }
 
                 let mut zlib = zlib_compressor(level);
                 let mut i = 0;
@@ -200,11 +219,13 @@ fn decompress<M: Measurement<Value = Duration>>(c: &mut Criterion<M>) {
         // A client receiving the stream of all messages, in 16 KiB chunks.
         let mut buf = wire.clone();
         let mut out = vec![0u8; 16 << 10];
+        let mut pool = DeflatePool::new();
         group.bench_function(format!("wsproto-core/{}", size_label(size)), |b| {
             b.iter(|| {
                 buf.copy_from_slice(&wire);
                 let mut client = Connection::client(Config::default(), |d: &mut [u8]| d.fill(1))
                     .with_deflate(params(nct, 6));
+                client.borrow_deflate_state(&mut pool);
                 let mut pos = 0;
                 let mut total = 0usize;
                 while pos < buf.len() {
@@ -216,6 +237,7 @@ fn decompress<M: Measurement<Value = Duration>>(c: &mut Criterion<M>) {
                     }
                 }
                 assert_eq!(total, size * MESSAGES);
+                client.return_deflate_state(&mut pool);
                 black_box(total)
             })
         });
@@ -345,8 +367,18 @@ fn print_ratios(since: SystemTime) {
                     continue;
                 };
                 let (our_bytes, their_bytes) = compressed_sizes(&messages(size), nct, level);
+                let unpooled =
+                    median_since(&group, &format!("wsproto-core-unpooled/{label}"), since)
+                        .map(|t| {
+                            format!(
+                                "  (no pool: {:.0} MB/s, {:.2}x)",
+                                size as f64 / t * 1e3,
+                                theirs / t
+                            )
+                        })
+                        .unwrap_or_default();
                 println!(
-                    "{:<20} {:>6} {:>6} {:>7.0} MB/s {:>7.0} MB/s {:>6.2}x {:>11.3}",
+                    "{:<20} {:>6} {:>6} {:>7.0} MB/s {:>7.0} MB/s {:>6.2}x {:>11.3}{unpooled}",
                     mode_label(nct),
                     level,
                     label,
