@@ -13,14 +13,21 @@
 //!
 //! Window sizes: receiving, the codec always keeps a 32 KiB window, so it
 //! reads every `*_max_window_bits` from 8 to 15. Sending under a window
-//! smaller than 32 KiB, it compresses with run-length matches only (every
-//! back-reference has distance 1), which no window can be too small for.
+//! smaller than 32 KiB, miniz_oxide (the default compressor) compresses
+//! with run-length matches only (every back-reference has distance 1),
+//! which no window can be too small for; zlib-rs (feature `zlib-rs`)
+//! honours windows from 9 bits, and uses run-length matches under 8 bits.
 //!
 //! Memory: the decompressor state (about 60 KB: a 48 KiB output window and
-//! the Huffman tables) and the compressor state
-//! (about 320 KB) are allocated when a message first needs them, and
-//! released when the message ends if the sending side agreed to no context
-//! takeover. An idle connection without context takeover holds neither.
+//! the Huffman tables) and the compressor state (about 320 KB with
+//! miniz_oxide, 140 KB to 380 KB with zlib-rs) are allocated when a message
+//! first needs them, and released when the message ends if the sending side
+//! agreed to no context takeover. An idle connection without context
+//! takeover holds neither; with a [`DeflatePool`] lent to it, its messages
+//! allocate nothing either. Under a window smaller than 32 KiB no
+//! compressor stays between messages even with context takeover: only the
+//! last window of bytes sent (none with miniz_oxide's run-length matches),
+//! to prime the next message's compressor.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
