@@ -313,7 +313,7 @@ mod backend {
         window_bits.clamp(9, MAX_WINDOW_BITS)
     }
 
-    /// zlib-rs's level 1 is a quick mode whose output is 25% to 30% larger
+    /// zlib-rs's level 1 is a quick mode whose output is 14% to 27% larger
     /// than C zlib's level 1 on JSON (BENCHMARKS.md); its level 2 is both
     /// faster than zlib's level 1 and smaller, so level 1 asks for it.
     fn level_for(level: u8) -> i32 {
