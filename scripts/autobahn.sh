@@ -6,6 +6,9 @@
 #   scripts/autobahn.sh server [kosoku options, e.g. -i '12.*']
 #   scripts/autobahn.sh client [kosoku options]
 #
+# AUTOBAHN_FEATURES adds cargo features to the build of the example, e.g.
+# AUTOBAHN_FEATURES=wsproto-core/zlib-rs for the zlib-rs compressor.
+#
 # Reports land in reports/<mode>/ (index.json, HTML) with summary.txt.
 set -euo pipefail
 mode="${1:?usage: scripts/autobahn.sh server|client [kosoku options]}"
@@ -52,7 +55,8 @@ port="$(free_port)"
 status=0
 case "$mode" in
 server)
-    cargo build --release --quiet -p wsproto-examples --bin echo-server
+    cargo build --release --quiet -p wsproto-examples --bin echo-server \
+        ${AUTOBAHN_FEATURES:+--features "$AUTOBAHN_FEATURES"}
     # The 9.x cases send messages of up to 16 MiB before reading the echo:
     # hold up to 64 MiB for the suite, as for a peer that reads late.
     "$target_dir/release/echo-server" --addr "127.0.0.1:$port" \
@@ -64,7 +68,8 @@ server)
         "127.0.0.1:$port" > "$outdir/kosoku.log" 2>&1 || true
     ;;
 client)
-    cargo build --release --quiet -p wsproto-examples --bin autobahn-client
+    cargo build --release --quiet -p wsproto-examples --bin autobahn-client \
+        ${AUTOBAHN_FEATURES:+--features "$AUTOBAHN_FEATURES"}
     "$venv/bin/kosoku" -m fuzzingserver -o "$outdir" "$@" "127.0.0.1:$port" \
         > "$outdir/kosoku.log" 2>&1 &
     kosoku_pid=$!

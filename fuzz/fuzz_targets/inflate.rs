@@ -1,13 +1,15 @@
 //! Inflate through a connection: any compressed payload either decompresses
 //! or fails with 1007 (or with 1009 at the message limit); feeding the frame
 //! in pieces, through any output space, gives the same bytes and the same
-//! verdict as feeding it at once.
+//! verdict as feeding it at once, and so does a connection that borrows
+//! its decompressor from a `DeflatePool` (reset, not freed, after each
+//! message) and whose pool served a message before.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use wsproto_core::event::Event;
-use wsproto_core::extension::deflate::DeflateParams;
-use wsproto_core::{Config, Connection};
+use wsproto_core::extension::deflate::{DeflateParams, DeflatePool};
+use wsproto_core::{Config, Connection, RandomSource};
 
 /// One compressed binary message from a server, its payload `payload`.
 fn frame(payload: &[u8]) -> Vec<u8> {
@@ -28,11 +30,35 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 }
 
 /// The bytes of the message and the close code of the verdict (0: none),
-/// fed `piece` bytes at a time through `room` bytes of output space.
-fn inflate(wire: &[u8], piece: usize, room: usize) -> (Vec<u8>, u16) {
+/// fed `piece` bytes at a time through `room` bytes of output space; with
+/// `pool`, the connection (whose peer resets its context) borrows it.
+fn inflate(
+    wire: &[u8],
+    piece: usize,
+    room: usize,
+    pool: Option<&mut DeflatePool>,
+) -> (Vec<u8>, u16) {
     let config = Config::default().max_message_size(1 << 20);
-    let mut conn =
-        Connection::client(config, |d: &mut [u8]| d.fill(0)).with_deflate(DeflateParams::default());
+    let params = DeflateParams {
+        server_no_context_takeover: pool.is_some(),
+        ..DeflateParams::default()
+    };
+    let mut conn = Connection::client(config, |d: &mut [u8]| d.fill(0)).with_deflate(params);
+    let Some(pool) = pool else {
+        return drive(&mut conn, wire, piece, room);
+    };
+    conn.borrow_deflate_state(pool);
+    let result = drive(&mut conn, wire, piece, room);
+    conn.return_deflate_state(pool);
+    result
+}
+
+fn drive<R: RandomSource>(
+    conn: &mut Connection<R>,
+    wire: &[u8],
+    piece: usize,
+    room: usize,
+) -> (Vec<u8>, u16) {
     let mut buf = Vec::new();
     let mut out = vec![0u8; room];
     let mut message = Vec::new();
@@ -77,8 +103,29 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let wire = frame(input);
-    let whole = inflate(&wire, wire.len(), 1 << 16);
-    let pieces = inflate(&wire, usize::from(*piece).max(1), usize::from(*room).max(4));
+    let whole = inflate(&wire, wire.len(), 1 << 16, None);
+    let pieces = inflate(
+        &wire,
+        usize::from(*piece).max(1),
+        usize::from(*room).max(4),
+        None,
+    );
+    // A pool whose decompressor served a valid message first.
+    let mut pool = DeflatePool::new();
+    let hello = frame(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+    assert_eq!(
+        inflate(&hello, hello.len(), 64, Some(&mut pool)),
+        (b"Hello".to_vec(), 0)
+    );
+    let pooled = inflate(
+        &wire,
+        usize::from(*piece).max(1),
+        usize::from(*room).max(4),
+        Some(&mut pool),
+    );
+    assert_eq!(whole.1, pooled.1, "verdicts differ with a pool");
+    let n = whole.0.len().min(pooled.0.len());
+    assert_eq!(whole.0[..n], pooled.0[..n], "bytes differ with a pool");
     // The verdict does not depend on the pieces; the bytes handed out agree
     // as far as both went (a violation may cut a chunk at another place).
     assert_eq!(whole.1, pieces.1, "verdicts differ");

@@ -196,6 +196,31 @@ impl<R: RandomSource> Connection<R> {
         self
     }
 
+    /// Lend `pool`'s permessage-deflate state to this connection: without
+    /// context takeover, its messages then reuse the pool's compressor,
+    /// decompressor and output buffer (reset after each message) instead of
+    /// allocating them. Give them back with
+    /// [`return_deflate_state`](Self::return_deflate_state) when done with
+    /// the connection for now; see
+    /// [`DeflatePool`](crate::extension::deflate::DeflatePool).
+    #[cfg(feature = "deflate")]
+    pub fn borrow_deflate_state(&mut self, pool: &mut crate::extension::deflate::DeflatePool) {
+        if let Some(deflate) = self.inner.deflate.as_mut() {
+            deflate.borrow_from(pool);
+        }
+    }
+
+    /// Return to `pool` the state borrowed with
+    /// [`borrow_deflate_state`](Self::borrow_deflate_state), and what this
+    /// connection allocated meanwhile, except what a message still under
+    /// way needs; from now on it frees its state after each message again.
+    #[cfg(feature = "deflate")]
+    pub fn return_deflate_state(&mut self, pool: &mut crate::extension::deflate::DeflatePool) {
+        if let Some(deflate) = self.inner.deflate.as_mut() {
+            deflate.give_back(pool);
+        }
+    }
+
     /// Whether permessage-deflate is in use.
     #[must_use]
     pub fn deflate_enabled(&self) -> bool {

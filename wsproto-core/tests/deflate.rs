@@ -8,7 +8,7 @@ use std::cell::Cell;
 
 use wsproto_core::event::{BytesMessage, Event, TextMessage};
 use wsproto_core::extension::deflate::{
-    DeflateParams, PerMessageDeflate, NAME, SUPPORTED_EXTENSIONS,
+    DeflateParams, DeflatePool, PerMessageDeflate, NAME, SUPPORTED_EXTENSIONS,
 };
 use wsproto_core::extension::{parse_extensions, Extension};
 use wsproto_core::{CloseCode, Config, Connection, RandomSource, RemoteProtocolError, Role};
@@ -21,9 +21,13 @@ struct Counting;
 thread_local! {
     static LIVE: Cell<isize> = const { Cell::new(0) };
     static PEAK: Cell<isize> = const { Cell::new(0) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
 }
 
 fn track(delta: isize) {
+    if delta > 0 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+    }
     let _ = LIVE.try_with(|live| {
         let now = live.get() + delta;
         live.set(now);
@@ -75,6 +79,11 @@ fn reset_peak() -> isize {
 
 fn peak_bytes() -> isize {
     PEAK.with(Cell::get)
+}
+
+/// Allocations (and growing reallocations) by this thread so far.
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
 }
 
 // ---------------------------------------------------------------------------
@@ -748,4 +757,132 @@ fn into_connection_applies_the_negotiated_deflate() {
         Ok(Some(Event::TextMessage(m))) => assert_eq!(m.data, text),
         other => panic!("{other:?}"),
     }
+}
+
+// ---------------------------------------------------------------------------
+// Per-message allocation and idle memory.
+
+/// Without context takeover, connections that borrow a `DeflatePool`
+/// allocate nothing per message once the pool holds a compressor, a
+/// decompressor and a buffer, and hold nothing once they give them back.
+#[test]
+fn no_allocation_per_message_without_context_takeover_with_a_pool() {
+    let params = DeflateParams {
+        client_no_context_takeover: true,
+        server_no_context_takeover: true,
+        ..params()
+    };
+    let messages: Vec<Vec<u8>> = (0..8)
+        .map(|i| {
+            let mut rng = Rng(0x1234 + i);
+            rng.text(if i % 2 == 0 { 1 << 10 } else { 40 << 10 })
+        })
+        .collect();
+    let mut pool = DeflatePool::new();
+    let mut clients: Vec<_> = (0..4)
+        .map(|_| {
+            Connection::client(Config::default(), |d: &mut [u8]| d.fill(1)).with_deflate(params)
+        })
+        .collect();
+    let mut servers: Vec<_> = (0..4)
+        .map(|_| Connection::server(Config::default()).with_deflate(params))
+        .collect();
+    let mut wire = vec![0u8; 64 << 10];
+    let mut out = vec![0u8; 16 << 10];
+    let mut round = |pool: &mut DeflatePool, message: &[u8]| {
+        for (client, server) in clients.iter_mut().zip(&mut servers) {
+            client.borrow_deflate_state(pool);
+            server.borrow_deflate_state(pool);
+            // Server to client, then client to server.
+            let n = server
+                .send(&BytesMessage::new(message).into(), &mut wire)
+                .unwrap();
+            let got = receive_len(client, &mut wire[..n], &mut out);
+            assert_eq!(got, message.len());
+            let n = client
+                .send(&BytesMessage::new(message).into(), &mut wire)
+                .unwrap();
+            let got = receive_len(server, &mut wire[..n], &mut out);
+            assert_eq!(got, message.len());
+            client.return_deflate_state(pool);
+            server.return_deflate_state(pool);
+            assert_eq!(client.deflate_heap_size(), 0);
+            assert_eq!(server.deflate_heap_size(), 0);
+        }
+    };
+    // The first round fills the pool.
+    round(&mut pool, &messages[0]);
+    round(&mut pool, &messages[1]);
+    let before = allocations();
+    for message in messages.iter().cycle().take(32) {
+        round(&mut pool, message);
+    }
+    assert_eq!(allocations() - before, 0, "allocations per message");
+    assert!(pool.heap_size() > 0);
+    pool.clear();
+    assert_eq!(pool.heap_size(), 0);
+}
+
+fn receive_len<R: RandomSource>(to: &mut Connection<R>, wire: &mut [u8], out: &mut [u8]) -> usize {
+    let mut pos = 0;
+    let mut total = 0;
+    loop {
+        let received = to.receive_into(&mut wire[pos..], out);
+        pos += received.consumed;
+        match received.event.unwrap() {
+            Some(Event::BytesMessage(m)) => {
+                total += m.data.len();
+                if m.message_finished {
+                    return total;
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// With context takeover under windows of 12 bits, an idle connection
+/// holds at most 64 KiB: its decompressor (the 32 KiB history it must keep
+/// whatever the window) and the last 4 KiB it sent, not a compressor.
+#[test]
+fn idle_connection_with_context_takeover_at_window_bits_12_holds_at_most_64_kib() {
+    let params = DeflateParams {
+        client_max_window_bits: 12,
+        server_max_window_bits: 12,
+        ..params()
+    };
+    let mut client =
+        Connection::client(Config::default(), |d: &mut [u8]| d.fill(1)).with_deflate(params);
+    let mut server = Connection::server(Config::default()).with_deflate(params);
+    let mut wire = vec![0u8; 160 << 10];
+    let mut out = vec![0u8; 16 << 10];
+    let mut rng = Rng(77);
+    for len in [64 << 10, 100, 5_000, 64 << 10] {
+        let data = rng.text(len);
+        let n = server
+            .send(&BytesMessage::new(&data).into(), &mut wire)
+            .unwrap();
+        assert_eq!(receive_len(&mut client, &mut wire[..n], &mut out), len);
+        let n = client
+            .send(&BytesMessage::new(&data).into(), &mut wire)
+            .unwrap();
+        assert_eq!(receive_len(&mut server, &mut wire[..n], &mut out), len);
+        for (who, heap) in [
+            ("client", client.deflate_heap_size()),
+            ("server", server.deflate_heap_size()),
+        ] {
+            assert!(heap <= 64 << 10, "{who}: {heap} bytes");
+        }
+    }
+    // What the connections report is what they hold.
+    let base = live_bytes();
+    let reported = client.deflate_heap_size() + server.deflate_heap_size();
+    drop(client);
+    drop(server);
+    let freed = (base - live_bytes()) as usize;
+    assert!(freed >= reported, "freed {freed}, reported {reported}");
+    assert!(
+        freed - reported < 2_048,
+        "freed {freed}, reported {reported}"
+    );
 }

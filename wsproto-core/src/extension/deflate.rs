@@ -13,24 +13,27 @@
 //!
 //! Window sizes: receiving, the codec always keeps a 32 KiB window, so it
 //! reads every `*_max_window_bits` from 8 to 15. Sending under a window
-//! smaller than 32 KiB, it compresses with run-length matches only (every
-//! back-reference has distance 1), which no window can be too small for.
+//! smaller than 32 KiB, miniz_oxide (the default compressor) compresses
+//! with run-length matches only (every back-reference has distance 1),
+//! which no window can be too small for; zlib-rs (feature `zlib-rs`)
+//! honours windows from 9 bits, and uses run-length matches under 8 bits.
 //!
 //! Memory: the decompressor state (about 60 KB: a 48 KiB output window and
-//! the Huffman tables) and the compressor state
-//! (about 320 KB) are allocated when a message first needs them, and
-//! released when the message ends if the sending side agreed to no context
-//! takeover. An idle connection without context takeover holds neither.
+//! the Huffman tables) and the compressor state (about 320 KB with
+//! miniz_oxide, 140 KB to 380 KB with zlib-rs) are allocated when a message
+//! first needs them, and released when the message ends if the sending side
+//! agreed to no context takeover. An idle connection without context
+//! takeover holds neither; with a [`DeflatePool`] lent to it, its messages
+//! allocate nothing either. Under a window smaller than 32 KiB no
+//! compressor stays between messages even with context takeover: only the
+//! last window of bytes sent (none with miniz_oxide's run-length matches),
+//! to prime the next message's compressor.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 use core::mem::size_of;
 
-use miniz_oxide::deflate::core::{
-    compress as deflate_compress, create_comp_flags_from_zip_params, CompressionStrategy,
-    CompressorOxide, TDEFLFlush, TDEFLStatus,
-};
 use miniz_oxide::inflate::core::{
     decompress, inflate_flags::TINFL_FLAG_HAS_MORE_INPUT,
     inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF, DecompressorOxide,
@@ -66,33 +69,259 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// and what Python's wsproto uses.
 pub const DEFAULT_LEVEL: u8 = 6;
 
-/// The level used when `level` is asked for under a window of `bits`.
+/// The compressor of the miniz_oxide backend (the default).
 ///
-/// Level 1 takes miniz_oxide's fast path, which ignores TDEFL_RLE_MATCHES
-/// and would break the window limit of run-length-only compression: under a
-/// window smaller than 32 KiB it becomes level 2.
-fn effective_level(level: u8, bits: u8) -> i32 {
-    let level = level.clamp(1, 9);
-    if level == 1 && bits < MAX_WINDOW_BITS {
-        2
-    } else {
-        i32::from(level)
+/// miniz_oxide's matches reach back 32 KiB whatever the window: under a
+/// smaller window it compresses with run-length matches only (distance 1),
+/// which need no history, so the state can go after every message.
+#[cfg(not(feature = "zlib-rs"))]
+mod backend {
+    use alloc::boxed::Box;
+    use alloc::vec::Vec;
+    use core::mem::size_of;
+
+    use miniz_oxide::deflate::core::{
+        compress, create_comp_flags_from_zip_params, CompressionStrategy, CompressorOxide,
+        TDEFLFlush, TDEFLStatus,
+    };
+
+    use super::MAX_WINDOW_BITS;
+
+    /// Heap held by a boxed `CompressorOxide` of miniz_oxide 0.9: the box
+    /// itself plus its own boxes (LZ dictionary with lookahead copy, hash
+    /// chain and hash heads, output staging buffer, Huffman tables).
+    pub(super) const HEAP: usize = size_of::<CompressorOxide>()
+        + (32_768 + 258)
+        + 2 * 32_768
+        + 2 * 32_768
+        + 65_536 * 13 / 10
+        + (2 * 2 + 1) * 3 * 288;
+
+    pub(super) struct Compressor {
+        inner: CompressorOxide,
+        level: u8,
+        window_bits: u8,
+    }
+
+    impl Compressor {
+        pub(super) fn new(level: u8, window_bits: u8) -> Box<Self> {
+            // Raw deflate (no zlib header), in the zlib convention.
+            let raw = -i32::from(MAX_WINDOW_BITS);
+            let strategy = if run_length_only(window_bits) {
+                CompressionStrategy::RLE
+            } else {
+                CompressionStrategy::Default
+            };
+            let flags = create_comp_flags_from_zip_params(
+                level_for(level, window_bits),
+                raw,
+                strategy as i32,
+            );
+            Box::new(Self {
+                inner: CompressorOxide::new(flags),
+                level,
+                window_bits,
+            })
+        }
+
+        /// Whether this compressor compresses as one for `level` and
+        /// `window_bits` would.
+        pub(super) fn matches(&self, level: u8, window_bits: u8) -> bool {
+            (self.level, self.window_bits) == (level, window_bits)
+        }
+
+        /// Start a new stream without history, keeping the allocations.
+        pub(super) fn reset(&mut self) {
+            self.inner.reset();
+        }
+
+        /// Heap held by this compressor.
+        pub(super) fn heap_size(&self) -> usize {
+            HEAP
+        }
+
+        /// Whether the compressor needs the history of earlier messages to
+        /// go on: run-length matches never reach into it.
+        pub(super) fn keeps_history(window_bits: u8) -> bool {
+            !run_length_only(window_bits)
+        }
+
+        /// Compress `input` and sync-flush, appending to `out`.
+        pub(super) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
+            let mut rest = input;
+            loop {
+                // Room for all of it even if it does not compress, so that
+                // one call usually does.
+                let room = rest.len() + rest.len() / 8 + 64;
+                let len = out.len();
+                out.resize(len + room, 0);
+                let (status, used, written) = match out.get_mut(len..) {
+                    Some(buf) => compress(&mut self.inner, rest, buf, TDEFLFlush::Sync),
+                    None => (TDEFLStatus::BadParam, 0, 0),
+                };
+                out.truncate(len + written);
+                rest = rest.get(used..).unwrap_or_default();
+                // Only misuse of the compressor fails or stalls; stop rather
+                // than spin.
+                debug_assert_eq!(status, TDEFLStatus::Okay);
+                let stalled = used == 0 && written == 0;
+                if status != TDEFLStatus::Okay || stalled || (rest.is_empty() && written < room) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Under a window smaller than 32 KiB, only distance 1 is safe.
+    pub(super) fn run_length_only(window_bits: u8) -> bool {
+        window_bits < MAX_WINDOW_BITS
+    }
+
+    /// Level 1 takes miniz_oxide's fast path, which ignores
+    /// TDEFL_RLE_MATCHES and would break the window limit of run-length-only
+    /// compression: under a window smaller than 32 KiB it becomes level 2.
+    fn level_for(level: u8, window_bits: u8) -> i32 {
+        let level = level.clamp(1, 9);
+        if level == 1 && window_bits < MAX_WINDOW_BITS {
+            2
+        } else {
+            i32::from(level)
+        }
     }
 }
 
-/// Raw deflate (no zlib header), in the zlib convention of
-/// `create_comp_flags_from_zip_params`.
-const RAW_DEFLATE: i32 = -(MAX_WINDOW_BITS as i32);
+/// The compressor of the zlib-rs backend (feature `zlib-rs`), through its
+/// safe streaming API (`zlib_rs::Deflate`): it honours every window from
+/// 9 bits up; for a window of 8 bits, which zlib refuses for raw deflate,
+/// it compresses with run-length matches (distance 1) under a 9-bit window.
+#[cfg(feature = "zlib-rs")]
+mod backend {
+    use alloc::boxed::Box;
+    use alloc::vec::Vec;
 
-/// Heap held by a boxed `CompressorOxide` of miniz_oxide 0.8: the box itself
-/// plus its own boxes (LZ dictionary with lookahead copy, hash chain and
-/// hash heads, output staging buffer, Huffman tables).
-const COMPRESSOR_HEAP: usize = size_of::<CompressorOxide>()
-    + (32_768 + 258)
-    + 2 * 32_768
-    + 2 * 32_768
-    + 65_536 * 13 / 10
-    + (2 * 2 + 1) * 3 * 288;
+    use zlib_rs::{Deflate, DeflateConfig, DeflateFlush, Method, Status, Strategy};
+
+    use super::MAX_WINDOW_BITS;
+
+    /// zlib-rs's memLevel: its default. Lower levels shrink only the
+    /// literal buffers (1 KiB to 112 KiB); the hash heads stay 128 KiB.
+    const MEM_LEVEL: i32 = 8;
+
+    /// Heap held by a compressor for `window_bits`: one allocation in
+    /// zlib-rs 0.6 (state, two windows, the hash chain, 64 Ki hash heads of
+    /// two bytes, the pending and symbol buffers of `lit_bufsize` times 7,
+    /// 64-byte alignment), measured with a counting allocator in
+    /// `tests/deflate.rs`.
+    pub(super) fn heap_for(window_bits: u8) -> usize {
+        let w = 1usize << zlib_bits(window_bits);
+        let lit_bufsize = 1usize << (MEM_LEVEL + 6);
+        // The state and the alignment padding, as measured.
+        const STATE: usize = 5_376;
+        STATE + 2 * w + 2 * w + 2 * 65_536 + 7 * lit_bufsize
+    }
+
+    /// The largest compressor, for the default window.
+    #[cfg(all(test, not(miri)))]
+    pub(super) const HEAP: usize = 5_376 + 4 * 32_768 + 2 * 65_536 + 7 * 16_384;
+
+    pub(super) struct Compressor {
+        inner: Deflate,
+        level: u8,
+        window_bits: u8,
+    }
+
+    impl Compressor {
+        pub(super) fn new(level: u8, window_bits: u8) -> Box<Self> {
+            let strategy = if window_bits < 9 {
+                Strategy::Rle
+            } else {
+                Strategy::Default
+            };
+            let config = DeflateConfig {
+                level: level_for(level),
+                method: Method::Deflated,
+                // Negative: raw deflate, no zlib header.
+                window_bits: -i32::from(zlib_bits(window_bits)),
+                mem_level: MEM_LEVEL,
+                strategy,
+            };
+            Box::new(Self {
+                inner: Deflate::new_with_config(config),
+                level,
+                window_bits,
+            })
+        }
+
+        /// Whether this compressor compresses as one for `level` and
+        /// `window_bits` would.
+        pub(super) fn matches(&self, level: u8, window_bits: u8) -> bool {
+            (self.level, self.window_bits) == (level, window_bits)
+        }
+
+        /// Start a new stream without history, keeping the allocation.
+        pub(super) fn reset(&mut self) {
+            self.inner.reset();
+        }
+
+        pub(super) fn heap_size(&self) -> usize {
+            heap_for(self.window_bits)
+        }
+
+        /// zlib-rs honours the window, so its matches reach into earlier
+        /// messages of the stream (except under the 8-bit window).
+        pub(super) fn keeps_history(window_bits: u8) -> bool {
+            window_bits >= 9
+        }
+
+        /// Prime a fresh compressor with the last bytes sent, the history
+        /// the peer keeps.
+        pub(super) fn set_history(&mut self, history: &[u8]) {
+            // Fails only on a stream already under way, which a fresh one
+            // is not.
+            let result = self.inner.set_dictionary(history);
+            debug_assert!(result.is_ok());
+        }
+
+        /// Compress `input` and sync-flush, appending to `out`.
+        pub(super) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
+            let mut rest = input;
+            loop {
+                let room = rest.len() + rest.len() / 8 + 64;
+                let len = out.len();
+                out.resize(len + room, 0);
+                let before = (self.inner.total_in(), self.inner.total_out());
+                let result = match out.get_mut(len..) {
+                    Some(buf) => self.inner.compress(rest, buf, DeflateFlush::SyncFlush),
+                    None => Ok(Status::BufError),
+                };
+                let used = (self.inner.total_in() - before.0) as usize;
+                let written = (self.inner.total_out() - before.1) as usize;
+                out.truncate(len + written);
+                rest = rest.get(used..).unwrap_or_default();
+                // A sync flush is complete when output space is left over.
+                let stalled = used == 0 && written == 0;
+                debug_assert!(matches!(result, Ok(Status::Ok | Status::BufError)));
+                if result.is_err() || stalled || (rest.is_empty() && written < room) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// zlib's smallest raw window is 9 bits.
+    fn zlib_bits(window_bits: u8) -> u8 {
+        window_bits.clamp(9, MAX_WINDOW_BITS)
+    }
+
+    /// zlib-rs's level 1 is a quick mode whose output is 14% to 27% larger
+    /// than C zlib's level 1 on JSON (BENCHMARKS.md); its level 2 is both
+    /// faster than zlib's level 1 and smaller, so level 1 asks for it.
+    fn level_for(level: u8) -> i32 {
+        i32::from(level.clamp(2, 9))
+    }
+}
+
+use backend::Compressor;
 
 /// The history a back-reference may reach: 32 KiB (RFC 1951 §3.2.5).
 const WINDOW: usize = 32 << 10;
@@ -147,6 +376,17 @@ impl Inflater {
     /// the same history.
     fn end_of_stream(&mut self) {
         self.decompressor.init();
+    }
+
+    /// A new stream without history, keeping the buffer.
+    fn reset(&mut self) {
+        self.decompressor.init();
+        self.pos = 0;
+    }
+
+    /// Nothing of a stream is under way: as after [`reset`](Self::reset).
+    fn is_fresh(&self) -> bool {
+        self.pos == 0
     }
 }
 
@@ -466,9 +706,25 @@ pub(crate) struct DeflateCodec {
     /// Invalid data was found after output that was handed out first.
     corrupt: bool,
 
-    compressor: Option<Box<CompressorOxide>>,
+    compressor: Option<Box<Compressor>>,
     compress_fresh_each_message: bool,
-    compress_flags: u32,
+    /// Drop the compressor after each message: this end resets its context,
+    /// or a small window says memory counts more than the time to build a
+    /// compressor per message.
+    compressor_per_message: bool,
+    /// With a compressor per message but context takeover: the last
+    /// `2^compress_window_bits` bytes sent, to prime the next compressor
+    /// with (empty when the backend's matches never reach them).
+    history: Vec<u8>,
+    keep_history: bool,
+    /// The compressor has compressed since it was last reset.
+    compressor_dirty: bool,
+    /// A message is being compressed (its final chunk has not come).
+    compressing: bool,
+    /// State is reset rather than freed after a message, to go back to a
+    /// [`DeflatePool`].
+    pooled: bool,
+    compress_level: u8,
     compress_window_bits: u8,
     compress: bool,
 }
@@ -504,13 +760,11 @@ impl DeflateCodec {
             ),
         };
         let window_bits = clamp_bits(window_bits);
-        // miniz_oxide's matches reach back 32 KiB; under a smaller window
-        // only run-length matches (distance 1) are safe.
-        let strategy = if window_bits < MAX_WINDOW_BITS {
-            CompressionStrategy::RLE
-        } else {
-            CompressionStrategy::Default
-        };
+        let compressor_per_message =
+            compress_fresh_each_message || compact_between_messages(window_bits);
+        let keep_history = !compress_fresh_each_message
+            && compressor_per_message
+            && Compressor::keeps_history(window_bits);
         Self {
             inflater: None,
             inflate_fresh_each_message,
@@ -519,11 +773,13 @@ impl DeflateCodec {
             corrupt: false,
             compressor: None,
             compress_fresh_each_message,
-            compress_flags: create_comp_flags_from_zip_params(
-                effective_level(params.compression_level, window_bits),
-                RAW_DEFLATE,
-                strategy as i32,
-            ),
+            compressor_per_message,
+            history: Vec::new(),
+            keep_history,
+            compressor_dirty: false,
+            compressing: false,
+            pooled: false,
+            compress_level: params.compression_level,
             compress_window_bits: window_bits,
             compress: params.compress,
         }
@@ -550,7 +806,7 @@ impl DeflateCodec {
     /// smaller than 32 KiB.
     #[must_use]
     pub(crate) fn compresses_run_length_only(&self) -> bool {
-        self.compress_window_bits < MAX_WINDOW_BITS
+        !Compressor::keeps_history(self.compress_window_bits)
     }
 
     /// Decompress the payload of a compressed message as it arrives; see
@@ -657,7 +913,13 @@ impl DeflateCodec {
             self.tail_needed = false;
             self.tail_fed = 0;
             if self.inflate_fresh_each_message {
-                self.inflater = None;
+                if self.pooled {
+                    if let Some(inflater) = self.inflater.as_mut() {
+                        inflater.reset();
+                    }
+                } else {
+                    self.inflater = None;
+                }
             }
         }
         Ok(Inflated {
@@ -683,31 +945,24 @@ impl DeflateCodec {
             }
             return;
         }
-        let flags = self.compress_flags;
+        let fresh = self.compressor.is_none() || self.compressor_dirty;
         let compressor = self
             .compressor
-            .get_or_insert_with(|| Box::new(CompressorOxide::new(flags)));
+            .get_or_insert_with(|| Compressor::new(self.compress_level, self.compress_window_bits));
+        let new_stream = fresh && !self.compressing;
+        if new_stream && self.compressor_dirty {
+            compressor.reset();
+        }
+        #[cfg(feature = "zlib-rs")]
+        if new_stream && !self.history.is_empty() {
+            compressor.set_history(&self.history);
+        }
+        self.compressor_dirty = false;
+        self.compressing = !end_of_message;
         let start = out.len();
-        let mut rest = input;
-        loop {
-            // Room for all of it even if it does not compress, so that one
-            // call usually does.
-            let room = rest.len() + rest.len() / 8 + 64;
-            let len = out.len();
-            out.resize(len + room, 0);
-            let (status, used, written) = match out.get_mut(len..) {
-                Some(buf) => deflate_compress(compressor, rest, buf, TDEFLFlush::Sync),
-                None => (TDEFLStatus::BadParam, 0, 0),
-            };
-            out.truncate(len + written);
-            rest = rest.get(used..).unwrap_or_default();
-            // Only misuse of the compressor fails or stalls; stop rather
-            // than spin.
-            debug_assert_eq!(status, TDEFLStatus::Okay);
-            let stalled = used == 0 && written == 0;
-            if status != TDEFLStatus::Okay || stalled || (rest.is_empty() && written < room) {
-                break;
-            }
+        compressor.compress(input, out);
+        if self.keep_history {
+            self.remember(input);
         }
         if end_of_message {
             if out.get(start..).is_some_and(|sent| sent.ends_with(&TAIL)) {
@@ -728,13 +983,155 @@ impl DeflateCodec {
     #[must_use]
     pub(crate) fn heap_size(&self) -> usize {
         self.inflater.as_ref().map_or(0, |_| DECOMPRESSOR_HEAP)
-            + self.compressor.as_ref().map_or(0, |_| COMPRESSOR_HEAP)
+            + self.compressor.as_ref().map_or(0, |c| c.heap_size())
+            + self.history.capacity()
     }
 
     fn end_compressed_message(&mut self) {
-        if self.compress_fresh_each_message {
-            self.compressor = None;
+        self.compressing = false;
+        if self.compressor_per_message {
+            if self.pooled {
+                self.compressor_dirty = self.compressor.is_some();
+            } else {
+                self.compressor = None;
+            }
         }
+    }
+
+    /// Take from `pool` what the next messages need and this codec would
+    /// otherwise allocate per message, and reset rather than free it after
+    /// each message.
+    fn borrow_from(&mut self, pool: &mut DeflatePool) {
+        self.pooled = true;
+        if self.compress && self.compressor_per_message && self.compressor.is_none() {
+            let (level, bits) = (self.compress_level, self.compress_window_bits);
+            if let Some(i) = pool.compressors.iter().position(|c| c.matches(level, bits)) {
+                self.compressor = Some(pool.compressors.swap_remove(i));
+                self.compressor_dirty = true;
+            }
+        }
+        if self.inflate_fresh_each_message && self.inflater.is_none() {
+            self.inflater = pool.inflaters.pop();
+        }
+    }
+
+    /// Give back to `pool` the per-message state that no message is using.
+    fn give_back(&mut self, pool: &mut DeflatePool) {
+        self.pooled = false;
+        if self.compressor_per_message && !self.compressing {
+            if let Some(compressor) = self.compressor.take() {
+                pool.compressors.push(compressor);
+            }
+            self.compressor_dirty = false;
+        }
+        if self.inflate_fresh_each_message
+            && !self.tail_needed
+            && self.inflater.as_ref().is_some_and(|i| i.is_fresh())
+        {
+            if let Some(inflater) = self.inflater.take() {
+                pool.inflaters.push(inflater);
+            }
+        }
+    }
+
+    /// Keep the last window of what was sent: the history the peer's
+    /// decompressor holds.
+    fn remember(&mut self, input: &[u8]) {
+        let window = 1usize << self.compress_window_bits;
+        if self.history.capacity() < window {
+            self.history.reserve_exact(window - self.history.len());
+        }
+        let input = input
+            .get(input.len().saturating_sub(window)..)
+            .unwrap_or_default();
+        let excess = (self.history.len() + input.len()).saturating_sub(window);
+        self.history.drain(..excess.min(self.history.len()));
+        self.history.extend_from_slice(input);
+    }
+}
+
+/// Compressor and decompressor state, and output buffers, shared by
+/// connections that reset their context after each message, so that
+/// sending and receiving such messages allocates nothing once the pool has
+/// grown to the number of messages under way at once, while idle
+/// connections still hold nothing.
+///
+/// Lend it to a connection for the length of its work with
+/// [`Connection::borrow_deflate_state`](crate::Connection::borrow_deflate_state)
+/// and take it back with
+/// [`Connection::return_deflate_state`](crate::Connection::return_deflate_state).
+/// A connection keeps what a message still under way needs and gives it
+/// back after a later call; state a connection allocated itself while
+/// borrowing joins the pool when it is returned.
+///
+/// ```
+/// use wsproto_core::event::TextMessage;
+/// use wsproto_core::extension::deflate::{DeflateParams, DeflatePool};
+/// use wsproto_core::{Config, Connection};
+///
+/// let params = DeflateParams {
+///     server_no_context_takeover: true,
+///     client_no_context_takeover: true,
+///     ..DeflateParams::default()
+/// };
+/// let mut pool = DeflatePool::new();
+/// let mut servers: Vec<_> = (0..3)
+///     .map(|_| Connection::server(Config::default()).with_deflate(params))
+///     .collect();
+/// let mut out = vec![0; 1024];
+/// for server in &mut servers {
+///     server.borrow_deflate_state(&mut pool);
+///     server.send(&TextMessage::new("hello").into(), &mut out).unwrap();
+///     server.return_deflate_state(&mut pool);
+///     assert_eq!(server.deflate_heap_size(), 0);
+/// }
+/// // One compressor and one buffer served all three.
+/// assert!(pool.heap_size() > 0);
+/// ```
+#[derive(Default)]
+// The boxes move between the pool and the codecs' `Option<Box<_>>` slots
+// as they are: taking state out of a box would copy or allocate.
+#[allow(clippy::vec_box)]
+pub struct DeflatePool {
+    compressors: Vec<Box<Compressor>>,
+    inflaters: Vec<Box<Inflater>>,
+    buffers: Vec<Vec<u8>>,
+}
+
+impl DeflatePool {
+    /// An empty pool: it grows as connections return what they allocated.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Heap bytes held by the state in the pool.
+    #[must_use]
+    pub fn heap_size(&self) -> usize {
+        self.compressors
+            .iter()
+            .map(|c| c.heap_size())
+            .sum::<usize>()
+            + self.inflaters.len() * DECOMPRESSOR_HEAP
+            + self.buffers.iter().map(Vec::capacity).sum::<usize>()
+    }
+
+    /// Free everything the pool holds.
+    pub fn clear(&mut self) {
+        self.compressors.clear();
+        self.inflaters.clear();
+        self.buffers.clear();
+    }
+}
+
+impl fmt::Debug for DeflatePool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeflatePool")
+            .field("compressors", &self.compressors.len())
+            .field("inflaters", &self.inflaters.len())
+            .field("buffers", &self.buffers.len())
+            .field("heap_size", &self.heap_size())
+            .finish()
     }
 }
 
@@ -754,6 +1151,8 @@ pub(crate) struct DeflateStream {
     pub(crate) tx: Vec<u8>,
     /// Release `tx` after each message sent (this end resets its context).
     pub(crate) release_tx_after_message: bool,
+    /// `release_tx_after_message` as agreed, while a pool lends `tx`.
+    release_tx_when_idle: bool,
 }
 
 /// What one [`DeflateStream::inflate`] call made of the payload.
@@ -775,10 +1174,18 @@ const MIN_OUTPUT: usize = 4;
 
 impl DeflateStream {
     pub(crate) fn new(params: DeflateParams, role: Role) -> Self {
-        let release_tx_after_message = match role {
-            Role::Server => params.server_no_context_takeover,
-            Role::Client => params.client_no_context_takeover,
+        let (no_context_takeover, window_bits) = match role {
+            Role::Server => (
+                params.server_no_context_takeover,
+                params.server_max_window_bits,
+            ),
+            Role::Client => (
+                params.client_no_context_takeover,
+                params.client_max_window_bits,
+            ),
         };
+        let release_tx_after_message =
+            no_context_takeover || compact_between_messages(clamp_bits(window_bits));
         Self {
             codec: DeflateCodec::new(params, role),
             tail: [0; 4],
@@ -786,6 +1193,30 @@ impl DeflateStream {
             inflated_len: 0,
             tx: Vec::new(),
             release_tx_after_message,
+            release_tx_when_idle: release_tx_after_message,
+        }
+    }
+
+    /// See [`Connection::borrow_deflate_state`](crate::Connection::borrow_deflate_state).
+    pub(crate) fn borrow_from(&mut self, pool: &mut DeflatePool) {
+        self.codec.borrow_from(pool);
+        if self.release_tx_when_idle {
+            self.release_tx_after_message = false;
+            if self.tx.capacity() == 0 {
+                self.tx = pool.buffers.pop().unwrap_or_default();
+            }
+        }
+    }
+
+    /// See [`Connection::return_deflate_state`](crate::Connection::return_deflate_state).
+    pub(crate) fn give_back(&mut self, pool: &mut DeflatePool) {
+        self.codec.give_back(pool);
+        if self.release_tx_when_idle {
+            self.release_tx_after_message = true;
+            if self.tx.capacity() > 0 {
+                self.tx.clear();
+                pool.buffers.push(core::mem::take(&mut self.tx));
+            }
         }
     }
 
@@ -1021,6 +1452,14 @@ fn parse_window_bits(value: &str) -> Result<u8, &'static str> {
     Ok(bits)
 }
 
+/// Whether a connection that sends under a window of `bits` keeps only
+/// what the next message needs between messages (the last window of bytes
+/// sent, and no compressor), rather than its compressor: under a window
+/// smaller than 32 KiB, which asks for little memory.
+fn compact_between_messages(bits: u8) -> bool {
+    bits < MAX_WINDOW_BITS
+}
+
 fn clamp_bits(bits: u8) -> u8 {
     bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS)
 }
@@ -1085,7 +1524,7 @@ mod tests {
     #[test]
     fn heap_estimates_are_plausible() {
         assert!((55_000..70_000).contains(&DECOMPRESSOR_HEAP));
-        assert!((300_000..340_000).contains(&COMPRESSOR_HEAP));
+        assert!((300_000..400_000).contains(&backend::HEAP));
     }
 }
 

@@ -367,7 +367,11 @@ fn round_trips_in_both_directions() {
                         } else {
                             // An empty message is sent as `00` without a
                             // compressor, but the receiver inflates it.
-                            assert_eq!(sender.heap_size() > 0, sent_data, "{context}");
+                            // Under a small window only the history stays,
+                            // if the backend's matches reach it.
+                            let holds = sent_data
+                                && (window_bits == 15 || !sender.compresses_run_length_only());
+                            assert_eq!(sender.heap_size() > 0, holds, "{context}");
                             assert!(receiver.heap_size() > 0, "{context}");
                         }
                     }
@@ -745,7 +749,14 @@ fn small_windows_keep_every_distance_inside_the_window() {
                 let mut codec = DeflateCodec::new(params, role);
                 let payloads = compress_corpus(&mut codec);
                 assert_eq!(codec.compress_window_bits(), bits);
-                assert_eq!(codec.compresses_run_length_only(), bits < 15);
+                // miniz_oxide's matches reach 32 KiB: run-length only under
+                // any smaller window; zlib-rs honours windows from 9 bits.
+                let run_length_only = if cfg!(feature = "zlib-rs") {
+                    bits == 8
+                } else {
+                    bits < 15
+                };
+                assert_eq!(codec.compresses_run_length_only(), run_length_only);
 
                 let mut history = Vec::new();
                 let mut longest = 0;
@@ -761,12 +772,14 @@ fn small_windows_keep_every_distance_inside_the_window() {
                     longest = longest.max(dist);
                 }
                 assert!(longest <= 1 << bits, "{context}: distance {longest}");
-                if bits < 15 {
+                if run_length_only {
                     // Run-length matches only.
                     assert_eq!(longest, 1, "{context}");
-                } else {
+                } else if bits == 15 {
                     // The corpus does call for long distances.
                     assert!(longest > 1 << 14, "{context}: longest {longest}");
+                } else {
+                    assert!(longest > 1, "{context}: longest {longest}");
                 }
 
                 let mut receiver = DeflateCodec::new(params, peer(role));
