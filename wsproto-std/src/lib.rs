@@ -39,12 +39,13 @@ mod rng;
 #[cfg(feature = "tokio")]
 pub mod stream;
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use wsproto_core::event as core_event;
-use wsproto_core::extension::deflate::PerMessageDeflate;
+use wsproto_core::extension::deflate::{DeflatePool, PerMessageDeflate};
 use wsproto_core::handshake::{
     Client, ExtensionSet, Handshake, HandshakeConfig, Server, Side, UpgradeError,
 };
@@ -77,6 +78,12 @@ pub struct Settings {
     pub handshake: HandshakeConfig,
     /// permessage-deflate to offer (client) or accept when offered (server);
     /// `None` turns compression off. On by default.
+    ///
+    /// Where the agreement resets the compression context after each
+    /// message (`*_no_context_takeover`), the connections of a thread share
+    /// one compressor, decompressor and output buffer, lent for each call:
+    /// such messages allocate nothing, and an idle connection holds no
+    /// compression state.
     pub permessage_deflate: Option<PerMessageDeflate>,
     /// Answer pings and the peer's close frame automatically, queueing the
     /// replies for [`WSConnection::bytes_to_send`] (the behaviour of the
@@ -425,7 +432,9 @@ impl WSConnection {
             Some(event) => Some(Ok(event)),
             None if self.failed => None,
             None => {
+                self.lend_deflate_state(true);
                 let next = self.parse_event();
+                self.lend_deflate_state(false);
                 if let Some(Err(_)) = next {
                     self.failed = true;
                 }
@@ -481,7 +490,22 @@ impl WSConnection {
                 }
                 Ok(())
             }
-            Stage::Open(conn) => conn.send_into(event, out).map(drop),
+            Stage::Open(conn) => {
+                let pooled = lend_deflate_state(conn, true);
+                let result = conn.send_into(event, out).map(drop);
+                if pooled {
+                    lend_deflate_state(conn, false);
+                }
+                result
+            }
+        }
+    }
+
+    /// Lend this thread's [`DEFLATE_POOL`] to an open connection that uses
+    /// permessage-deflate (`lend`), or take it back.
+    fn lend_deflate_state(&mut self, lend: bool) {
+        if let Stage::Open(conn) = &mut self.stage {
+            lend_deflate_state(conn, lend);
         }
     }
 
@@ -846,3 +870,33 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct CrateReadmeDoctests;
+
+thread_local! {
+    /// permessage-deflate state shared by the connections of this thread
+    /// that reset it after each message (no context takeover): a
+    /// compressor, a decompressor and an output buffer are lent to a
+    /// connection for one call and taken back after it, so such messages
+    /// allocate nothing and an idle connection holds none of it. The pool
+    /// holds what one call at a time needs, once per compression setting.
+    static DEFLATE_POOL: RefCell<DeflatePool> = RefCell::new(DeflatePool::new());
+}
+
+/// Lend this thread's [`DEFLATE_POOL`] to `conn` (`lend`) or take it back;
+/// whether `conn` uses permessage-deflate at all.
+fn lend_deflate_state(conn: &mut Connection<OsRng>, lend: bool) -> bool {
+    if !conn.deflate_enabled() {
+        return false;
+    }
+    // The pool is never borrowed across user code, so it is free here; a
+    // thread being torn down has none left, and then nothing is lent.
+    let _ = DEFLATE_POOL.try_with(|pool| {
+        if let Ok(mut pool) = pool.try_borrow_mut() {
+            if lend {
+                conn.borrow_deflate_state(&mut pool);
+            } else {
+                conn.return_deflate_state(&mut pool);
+            }
+        }
+    });
+    true
+}

@@ -1,14 +1,16 @@
 //! Zero allocations per message on the uncompressed path: the core's
 //! `Connection` sending and receiving, and `WSConnection::send_into` into a
-//! reused buffer. Counted by a counting allocator, alone in this test
-//! binary, which runs without the test harness so that no other thread
-//! allocates meanwhile.
+//! reused buffer; and in `send_into` with permessage-deflate without
+//! context takeover, whose state comes from the thread's pool. Counted by a
+//! counting allocator, alone in this test binary, which runs without the
+//! test harness so that no other thread allocates meanwhile.
 
 use std::alloc::System;
 
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 use wsproto_std::events::{AcceptConnection, BytesMessage, Event, Request, TextMessage};
 use wsproto_std::wsproto_core::event as core_event;
+use wsproto_std::wsproto_core::extension::deflate::PerMessageDeflate;
 use wsproto_std::wsproto_core::{Config, Connection};
 use wsproto_std::{ConnectionType, Settings, WSConnection};
 
@@ -73,9 +75,57 @@ fn no_allocation_per_message_without_compression() {
     assert_eq!(allocations() - before, 0, "send_into allocated");
 }
 
+/// Compressed messages without context takeover: after the first
+/// message, `send_into` borrows the thread's pooled compressor and output
+/// buffer instead of allocating them, and the idle connection holds none.
+fn no_allocation_per_compressed_message_without_context_takeover() {
+    let mut deflate = PerMessageDeflate::new();
+    deflate.client_no_context_takeover = true;
+    deflate.server_no_context_takeover = true;
+    let mut settings = Settings::default();
+    settings.permessage_deflate = Some(deflate);
+    let mut ws = WSConnection::with_settings(ConnectionType::Client, settings.clone());
+    let mut peer = WSConnection::with_settings(ConnectionType::Server, settings);
+    peer.receive_data(Some(&ws.send(Request::new("example.com", "/")).unwrap()))
+        .unwrap();
+    assert!(matches!(peer.next_event(), Some(Ok(Event::Request(_)))));
+    ws.receive_data(Some(&peer.send(AcceptConnection::default()).unwrap()))
+        .unwrap();
+    assert!(matches!(
+        ws.next_event(),
+        Some(Ok(Event::AcceptConnection(_)))
+    ));
+    let text = "{\"id\":1,\"name\":\"héllo\",\"tags\":[\"a\",\"b\"]} ".repeat(40);
+    let messages: Vec<Event> = (0..1001)
+        .map(|_| TextMessage::new(text.clone()).into())
+        .collect();
+    let mut messages = messages.into_iter();
+    let mut out = Vec::with_capacity(8192);
+    // The first message fills the pool.
+    ws.send_into(messages.next().unwrap(), &mut out).unwrap();
+    assert_eq!(out[0] & 0x40, 0x40, "not compressed");
+    let before = allocations();
+    let mut sent = 0;
+    for message in messages {
+        out.clear();
+        ws.send_into(message, &mut out).unwrap();
+        sent += out.len();
+    }
+    assert_eq!(allocations() - before, 0, "compressed send_into allocated");
+    // Compressed, and the peer reads every message back.
+    assert!(sent < 1000 * text.len() / 4, "{sent} bytes for 1000 messages");
+    peer.receive_data(Some(&out)).unwrap();
+    match peer.next_event() {
+        Some(Ok(Event::TextMessage(m))) => assert_eq!(&*m.data, text.as_str()),
+        other => panic!("{other:?}"),
+    }
+}
+
 /// Run without the test harness, whose threads could allocate while the
 /// count runs.
 fn main() {
     no_allocation_per_message_without_compression();
     println!("test no_allocation_per_message_without_compression ... ok");
+    no_allocation_per_compressed_message_without_context_takeover();
+    println!("test no_allocation_per_compressed_message_without_context_takeover ... ok");
 }
