@@ -113,7 +113,10 @@ fn no_allocation_per_compressed_message_without_context_takeover() {
     }
     assert_eq!(allocations() - before, 0, "compressed send_into allocated");
     // Compressed, and the peer reads every message back.
-    assert!(sent < 1000 * text.len() / 4, "{sent} bytes for 1000 messages");
+    assert!(
+        sent < 1000 * text.len() / 4,
+        "{sent} bytes for 1000 messages"
+    );
     peer.receive_data(Some(&out)).unwrap();
     match peer.next_event() {
         Some(Ok(Event::TextMessage(m))) => assert_eq!(&*m.data, text.as_str()),
