@@ -8,7 +8,7 @@
 use crate::close::CloseCode;
 use crate::error::{BufferTooSmall, LocalProtocolError, SendError};
 use crate::event::{CloseConnection, Event, Ping, Pong};
-use crate::frame::mask::apply_mask;
+use crate::frame::mask::{apply_mask, copy_masked};
 use crate::frame::{close_payload_parts, FrameHeader, Opcode, RsvBits, MAX_CONTROL_PAYLOAD};
 use crate::message::{Progress, Receiver};
 use crate::random::{NoRandom, RandomSource};
@@ -529,11 +529,19 @@ impl Inner {
         }
         header.encode(out)?;
         let body = &mut out[header_len..required];
+        // On 64-bit targets a masked payload is copied and masked in one
+        // pass. 32-bit ones (firmware) copy it and mask it in place, as a
+        // close frame's payload is: one mask loop, shared with receiving.
         match close {
             Some((code, reason)) => {
                 let (code_bytes, reason_bytes) = body.split_at_mut(2);
                 code_bytes.copy_from_slice(&code.as_u16().to_be_bytes());
                 reason_bytes.copy_from_slice(reason.as_bytes());
+            }
+            #[cfg(target_pointer_width = "64")]
+            None if header.mask.is_some() => {
+                let key = header.mask.take().unwrap_or_default();
+                copy_masked(body, payload, key, 0);
             }
             None => body.copy_from_slice(payload),
         }
