@@ -102,6 +102,7 @@ pub fn copy_masked_bytewise(dst: &mut [u8], src: &[u8], key: [u8; 4], offset: us
 /// # Panics
 ///
 /// If `dst` is shorter than `src`.
+#[inline]
 pub fn copy_masked_words(dst: &mut [u8], src: &[u8], key: [u8; 4], offset: usize) {
     let dst = &mut dst[..src.len()];
     let word = key_word(key, offset);
