@@ -139,9 +139,9 @@ impl Write for VecWriter {
 
 /// An `RngCore` for embedded-websocket's client: the same cheap xorshift
 /// keys as wsproto-core gets.
-struct CheapRng(Box<dyn FnMut(&mut [u8])>);
+struct CheapRng<F>(F);
 
-impl rand_core::RngCore for CheapRng {
+impl<F: FnMut(&mut [u8])> rand_core::RngCore for CheapRng<F> {
     fn next_u32(&mut self) -> u32 {
         let mut bytes = [0u8; 4];
         (self.0)(&mut bytes);
@@ -256,7 +256,11 @@ impl<'p> Senders<'p> {
         frame
     }
 
-    fn embedded_write(&self, ws: &mut WebSocketClient<CheapRng>, out: &mut [u8]) -> usize {
+    fn embedded_write(
+        &self,
+        ws: &mut WebSocketClient<CheapRng<impl FnMut(&mut [u8])>>,
+        out: &mut [u8],
+    ) -> usize {
         let kind = match self.kind {
             Kind::Binary => WebSocketSendMessageType::Binary,
             Kind::Text => WebSocketSendMessageType::Text,
@@ -280,8 +284,8 @@ fn fastwebsockets_in_place(kind: Kind, key: [u8; 4], body: &mut [u8], head: &mut
     frame.fmt_head(head)
 }
 
-fn embedded_client() -> WebSocketClient<CheapRng> {
-    let mut ws = WebSocketClient::new_client(CheapRng(Box::new(cheap_rng())));
+fn embedded_client() -> WebSocketClient<CheapRng<impl FnMut(&mut [u8])>> {
+    let mut ws = WebSocketClient::new_client(CheapRng(cheap_rng()));
     // The handshake is not part of the benchmark: open the connection as a
     // completed handshake would.
     ws.state = WebSocketState::Open;
