@@ -40,13 +40,12 @@
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::{Measurement, WallTime};
 use criterion::{BatchSize, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
 use embedded_websocket::{WebSocketReceiveMessageType, WebSocketServer, WebSocketState};
 use fastwebsockets::{OpCode, Role as FastRole, WebSocket as FastWebSocket};
@@ -58,6 +57,12 @@ use wsproto_core::event::{BytesMessage, Event};
 use wsproto_core::frame::mask::apply_mask;
 use wsproto_core::{Config, Connection, Received};
 
+mod common;
+use common::{
+    binary_payload, cheap_rng, median_since, size_label, text_payload, PageAligned, ThreadCpuTime,
+    Timer,
+};
+
 /// Payload sizes of the frames.
 const SIZES: [usize; 5] = [16, 125, 4 << 10, 64 << 10, 1 << 20];
 
@@ -66,13 +71,6 @@ const TOTAL_PAYLOAD: usize = 1 << 20;
 
 /// The frame and message limit given to every library.
 const LIMIT: usize = 64 << 20;
-
-/// Text that is mostly not ASCII: 73 of its 119 bytes (61%) are in two-,
-/// three- and four-byte sequences (21, 9 and 1 characters), against 46 ASCII
-/// characters. The 16 B frames hold "Grüße — Пр" (11 of 16 bytes not
-/// ASCII).
-const TEXT: &str =
-    "Grüße — Привет, мир! Hello 世界へ 😀 données, naïve Ελληνικά 日本語 ✓ €20 per byte. ";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -193,34 +191,6 @@ impl Workload {
     }
 }
 
-fn binary_payload(size: usize) -> Vec<u8> {
-    let mut state = 0x2545_f491_u32;
-    (0..size)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state as u8
-        })
-        .collect()
-}
-
-/// Valid UTF-8 of exactly `size` bytes: [`TEXT`] repeated, cut on a
-/// character boundary and padded with ASCII.
-fn text_payload(size: usize) -> Vec<u8> {
-    let mut text = String::with_capacity(size);
-    for ch in TEXT.chars().cycle() {
-        if text.len() + ch.len_utf8() > size {
-            break;
-        }
-        text.push(ch);
-    }
-    while text.len() < size {
-        text.push('.');
-    }
-    text.into_bytes()
-}
-
 /// Append one final frame with the masking bit set, written out by hand so
 /// the input does not depend on the code being measured.
 fn encode_masked_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: [u8; 4]) {
@@ -238,14 +208,6 @@ fn encode_masked_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: [u8; 
     }
     out.extend_from_slice(&key);
     out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i & 3]));
-}
-
-fn size_label(size: usize) -> String {
-    match size {
-        s if s >= 1 << 20 => format!("{}MiB", s >> 20),
-        s if s >= 1 << 10 => format!("{}KiB", s >> 10),
-        s => format!("{s}B"),
-    }
 }
 
 /// Receive every frame of `buf` (whole frames only), consuming each event.
@@ -443,105 +405,6 @@ fn embedded_websocket_read(
         pos += read.len_from;
     }
 }
-/// The time the benchmark thread spent running, from the kernel's per-thread
-/// CPU clock: time spent descheduled while other processes use the cores is
-/// left out.
-struct ThreadCpuTime;
-
-impl ThreadCpuTime {
-    #[cfg(unix)]
-    fn now() -> Duration {
-        let mut now = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `now` is a valid, writable `timespec` for the whole call.
-        let result = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-        assert_eq!(result, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-        Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
-    }
-
-    /// Without a per-thread clock: a monotonic one.
-    #[cfg(not(unix))]
-    fn now() -> Duration {
-        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-        ORIGIN.get_or_init(std::time::Instant::now).elapsed()
-    }
-}
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = Duration;
-    type Value = Duration;
-
-    fn start(&self) -> Duration {
-        Self::now()
-    }
-
-    fn end(&self, start: Duration) -> Duration {
-        Self::now().saturating_sub(start)
-    }
-
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-
-    fn to_f64(&self, value: &Duration) -> f64 {
-        value.as_nanos() as f64
-    }
-
-    fn formatter(&self) -> &dyn ValueFormatter {
-        // Values are durations, formatted as wall-clock ones are.
-        static WALL_TIME: WallTime = WallTime;
-        WALL_TIME.formatter()
-    }
-}
-
-/// Times the part of an iteration that follows an untimed setup, with the
-/// clock criterion uses.
-struct Timer<M> {
-    clock: M,
-    /// What reading the clock twice adds to an interval (the median of
-    /// empty intervals), taken off every timed interval.
-    overhead: Duration,
-}
-
-impl<M: Measurement<Value = Duration>> Timer<M> {
-    fn new(clock: M) -> Self {
-        let mut empty: Vec<Duration> = (0..2001)
-            .map(|_| {
-                let start = clock.start();
-                clock.end(start)
-            })
-            .collect();
-        empty.sort_unstable();
-        let overhead = empty[empty.len() / 2];
-        Self { clock, overhead }
-    }
-
-    /// Run `iters` iterations of `run`, each after an untimed `setup`, and
-    /// return the time spent in `run` alone.
-    fn time_iters<T>(
-        &self,
-        iters: u64,
-        state: &mut T,
-        mut setup: impl FnMut(&mut T),
-        mut run: impl FnMut(&mut T),
-    ) -> Duration {
-        let mut total = Duration::ZERO;
-        for _ in 0..iters {
-            setup(state);
-            let start = self.clock.start();
-            run(state);
-            total += self.clock.end(start).saturating_sub(self.overhead);
-        }
-        total
-    }
-}
-
 /// wsproto-core and its peers receiving the whole buffer of `work`.
 fn bench_receive_peers<M: Measurement<Value = Duration>>(
     group: &mut BenchmarkGroup<'_, M>,
@@ -728,48 +591,6 @@ fn ceiling<M: Measurement<Value = Duration>>(c: &mut Criterion<M>, timer: &Timer
     group.finish();
 }
 
-/// `len` bytes starting on a 4096-byte boundary.
-struct PageAligned {
-    storage: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl PageAligned {
-    const PAGE: usize = 4096;
-
-    fn new(len: usize) -> Self {
-        let storage = vec![0u8; len + Self::PAGE];
-        let start = storage.as_ptr().align_offset(Self::PAGE);
-        Self {
-            storage,
-            start,
-            len,
-        }
-    }
-
-    fn as_ref(&self) -> &[u8] {
-        &self.storage[self.start..self.start + self.len]
-    }
-
-    fn as_mut(&mut self) -> &mut [u8] {
-        &mut self.storage[self.start..self.start + self.len]
-    }
-}
-
-/// A cheap deterministic source of masking keys (xorshift).
-fn cheap_rng() -> impl FnMut(&mut [u8]) {
-    let mut state = 0x6a09_e667_u32;
-    move |dest: &mut [u8]| {
-        for b in dest {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            *b = state as u8;
-        }
-    }
-}
-
 fn send<M: Measurement<Value = Duration>>(c: &mut Criterion<M>) {
     let mut group = c.benchmark_group("send");
     group
@@ -833,38 +654,6 @@ fn send<M: Measurement<Value = Duration>>(c: &mut Criterion<M>) {
         });
     }
     group.finish();
-}
-
-/// Where criterion writes its results: `CRITERION_HOME`, or `criterion`
-/// in the target directory.
-fn criterion_home() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return home.into();
-    }
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
-        .join("criterion")
-}
-
-/// Criterion's median time of one benchmark, in nanoseconds per iteration,
-/// if it was measured in this run (its estimates were written after
-/// `since`).
-fn median_since(group: &str, function: &str, label: &str, since: SystemTime) -> Option<f64> {
-    let path = criterion_home()
-        .join(group)
-        .join(function.replace('/', "_"))
-        .join(label)
-        .join("new")
-        .join("estimates.json");
-    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
-        return None;
-    }
-    let text = std::fs::read_to_string(&path).ok()?;
-    let median = &text[text.find("\"median\"")?..];
-    const KEY: &str = "\"point_estimate\":";
-    let estimate = &median[median.find(KEY)? + KEY.len()..];
-    estimate[..estimate.find([',', '}'])?].trim().parse().ok()
 }
 
 /// Print wsproto-core's receive figures beside the fastest peer's, for every

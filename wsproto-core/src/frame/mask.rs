@@ -1,4 +1,5 @@
-//! Masking (RFC 6455 §5.3): XOR a payload with a 4-byte key, in place.
+//! Masking (RFC 6455 §5.3): XOR a payload with a 4-byte key, in place or
+//! while copying it.
 //!
 //! `offset` is the position in the payload where `buf` starts, so a payload
 //! can be unmasked in pieces as it arrives: byte `i` of `buf` is XORed with
@@ -6,7 +7,9 @@
 //!
 //! [`apply_mask`] uses a SIMD kernel for long buffers where one is compiled
 //! in, and the safe [`apply_mask_words`] otherwise, always under Miri or with
-//! `--cfg wsproto_disable_simd`. The kernels:
+//! `--cfg wsproto_disable_simd`. [`copy_masked`] does the same while copying
+//! a payload into an output buffer, in one pass (read, XOR, write), with
+//! [`copy_masked_words`] as its safe fallback. The kernels:
 //!
 //! - x86_64 AVX2, detected at run time with the `std` feature or chosen at
 //!   compile time with `target_feature = "avx2"`;
@@ -50,6 +53,72 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
         return;
     }
     apply_mask_words(buf, key, offset);
+}
+
+/// Copy `src` into the front of `dst`, XORed with `key` from byte `offset`
+/// of the payload, in one pass (read, XOR, write): the same bytes as a copy
+/// followed by [`apply_mask`], without reading the destination back.
+///
+/// # Panics
+///
+/// If `dst` is shorter than `src`.
+///
+/// ```
+/// use wsproto_core::frame::mask::copy_masked;
+/// let mut out = [0u8; 5];
+/// copy_masked(&mut out, b"Hello", [0x37, 0xfa, 0x21, 0x3d], 0);
+/// assert_eq!(out, [0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+/// ```
+#[inline]
+pub fn copy_masked(dst: &mut [u8], src: &[u8], key: [u8; 4], offset: usize) {
+    #[cfg(all(
+        target_arch = "x86_64",
+        not(wsproto_disable_simd),
+        not(miri),
+        any(target_feature = "avx2", feature = "std")
+    ))]
+    if src.len() >= x86::AVX2_COPY_MIN_LEN {
+        x86::avx2_copy(dst, src, key, offset);
+        return;
+    }
+    copy_masked_words(dst, src, key, offset);
+}
+
+/// The bytewise reference of [`copy_masked`]: one XOR per byte.
+///
+/// # Panics
+///
+/// If `dst` is shorter than `src`.
+pub fn copy_masked_bytewise(dst: &mut [u8], src: &[u8], key: [u8; 4], offset: usize) {
+    let dst = &mut dst[..src.len()];
+    for (i, (d, s)) in dst.iter_mut().zip(src).enumerate() {
+        *d = s ^ key[offset.wrapping_add(i) & 3];
+    }
+}
+
+/// A safe [`copy_masked`] that XORs eight bytes at a time; the compiler
+/// turns the loops into vector instructions where the target has them.
+///
+/// # Panics
+///
+/// If `dst` is shorter than `src`.
+#[inline]
+pub fn copy_masked_words(dst: &mut [u8], src: &[u8], key: [u8; 4], offset: usize) {
+    let dst = &mut dst[..src.len()];
+    let word = key_word(key, offset);
+    #[cfg(all(not(target_arch = "wasm32"), target_pointer_width = "64"))]
+    let (dst, src) = copy_masked_blocks(dst, src, word);
+    let mut dst_chunks = dst.chunks_exact_mut(8);
+    let mut src_chunks = src.chunks_exact(8);
+    for (d, s) in (&mut dst_chunks).zip(&mut src_chunks) {
+        d.copy_from_slice(&(load_word(s) ^ word).to_ne_bytes());
+    }
+    // Both tails start a multiple of 8 bytes in, where the key lines up with
+    // the start of `word`.
+    let tail = dst_chunks.into_remainder().iter_mut();
+    for ((d, s), k) in tail.zip(src_chunks.remainder()).zip(word.to_ne_bytes()) {
+        *d = s ^ k;
+    }
 }
 
 /// The bytewise reference implementation: one XOR per byte.
@@ -99,6 +168,31 @@ fn mask_blocks(buf: &mut [u8], word: u64) -> &mut [u8] {
         }
     }
     blocks.into_remainder()
+}
+
+/// Copy the whole 64-byte blocks of `src` into `dst` (of the same length),
+/// XORed with `word`, and return the rest of both.
+#[cfg(all(not(target_arch = "wasm32"), target_pointer_width = "64"))]
+#[inline(always)]
+fn copy_masked_blocks<'d, 's>(
+    dst: &'d mut [u8],
+    src: &'s [u8],
+    word: u64,
+) -> (&'d mut [u8], &'s [u8]) {
+    let mut dst_blocks = dst.chunks_exact_mut(64);
+    let mut src_blocks = src.chunks_exact(64);
+    for (d, s) in (&mut dst_blocks).zip(&mut src_blocks) {
+        // As in `mask_blocks`: all loads first, so the block becomes a few
+        // wide loads, XORs and stores.
+        let mut words = [0u64; 8];
+        for (w, chunk) in words.iter_mut().zip(s.chunks_exact(8)) {
+            *w = load_word(chunk) ^ word;
+        }
+        for (w, chunk) in words.iter().zip(d.chunks_exact_mut(8)) {
+            chunk.copy_from_slice(&w.to_ne_bytes());
+        }
+    }
+    (dst_blocks.into_remainder(), src_blocks.remainder())
 }
 
 /// An 8-byte chunk as a native-endian word.
@@ -157,6 +251,23 @@ pub mod kernels {
         None
     }
 
+    /// The signature every copying implementation shares: `(dst, src, key,
+    /// offset)`, as [`copy_masked`](super::copy_masked).
+    pub type CopyKernel = fn(&mut [u8], &[u8], [u8; 4], usize);
+
+    /// The x86_64 AVX2 copying kernel, if the CPU has AVX2.
+    pub fn avx2_copy() -> Option<CopyKernel> {
+        #[cfg(all(
+            target_arch = "x86_64",
+            not(wsproto_disable_simd),
+            any(target_feature = "avx2", feature = "std")
+        ))]
+        if super::x86::has_avx2() {
+            return Some(super::x86::avx2_copy);
+        }
+        None
+    }
+
     /// The wasm32 `simd128` kernel (16-byte vectors), if the build enables
     /// `simd128`.
     pub fn simd128() -> Option<Kernel> {
@@ -187,10 +298,14 @@ pub mod kernels {
 mod x86 {
     use core::arch::x86_64::{__m256i, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_xor_si256};
 
-    use super::{apply_mask_words, rotate_key};
+    use super::{apply_mask_words, copy_masked_words, rotate_key};
 
     /// From this length on the AVX2 kernel is faster than the word loop.
     pub(super) const AVX2_MIN_LEN: usize = 256;
+
+    /// From this length on the AVX2 copying kernel is faster than the word
+    /// loop.
+    pub(super) const AVX2_COPY_MIN_LEN: usize = 128;
 
     /// Whether the running CPU has AVX2.
     #[inline]
@@ -259,6 +374,79 @@ mod x86 {
         // rotated key applies from its position 0.
         apply_mask_words(vectors.into_remainder(), key, 0);
     }
+
+    /// The AVX2 copying kernel; runs the word loop on a CPU without AVX2.
+    pub(super) fn avx2_copy(dst: &mut [u8], src: &[u8], key: [u8; 4], offset: usize) {
+        let dst = &mut dst[..src.len()];
+        if has_avx2() {
+            debug_assert!(has_avx2());
+            // SAFETY: `has_avx2()` was checked on the line above, and `dst`
+            // was cut to the length of `src` before it: those are the
+            // requirements of `avx2_copy_unchecked`.
+            unsafe { avx2_copy_unchecked(dst, src, key, offset) }
+        } else {
+            copy_masked_words(dst, src, key, offset);
+        }
+    }
+
+    /// # Safety
+    ///
+    /// The CPU must support AVX2, and `dst` must be as long as `src`.
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2_copy_unchecked(dst: &mut [u8], src: &[u8], key: [u8; 4], offset: usize) {
+        debug_assert_eq!(dst.len(), src.len());
+        let key = rotate_key(key, offset);
+        let pattern = [u32::from_ne_bytes(key); 8];
+        // SAFETY: `pattern` is 32 readable bytes; `_mm256_loadu_si256`
+        // accepts any alignment; the caller guarantees AVX2.
+        let k = unsafe { _mm256_loadu_si256(pattern.as_ptr().cast::<__m256i>()) };
+        // Equal lengths give both the same number of blocks and equally long
+        // remainders.
+        let mut dst_blocks = dst.chunks_exact_mut(128);
+        let mut src_blocks = src.chunks_exact(128);
+        for (d, s) in (&mut dst_blocks).zip(&mut src_blocks) {
+            debug_assert!(d.len() == 128 && s.len() == 128);
+            let d = d.as_mut_ptr().cast::<__m256i>();
+            let s = s.as_ptr().cast::<__m256i>();
+            // SAFETY: both `chunks_exact` iterators yield exactly 128 bytes,
+            // so the four 32-byte vectors at `s..s + 4` lie inside the
+            // source block and those at `d..d + 4` inside the destination
+            // block, which is borrowed mutably here and cannot overlap the
+            // shared `src`; the unaligned load/store intrinsics accept any
+            // alignment; the caller guarantees AVX2.
+            unsafe {
+                let a = _mm256_loadu_si256(s);
+                let b = _mm256_loadu_si256(s.add(1));
+                let c = _mm256_loadu_si256(s.add(2));
+                let e = _mm256_loadu_si256(s.add(3));
+                _mm256_storeu_si256(d, _mm256_xor_si256(a, k));
+                _mm256_storeu_si256(d.add(1), _mm256_xor_si256(b, k));
+                _mm256_storeu_si256(d.add(2), _mm256_xor_si256(c, k));
+                _mm256_storeu_si256(d.add(3), _mm256_xor_si256(e, k));
+            }
+        }
+        let mut dst_vectors = dst_blocks.into_remainder().chunks_exact_mut(32);
+        let mut src_vectors = src_blocks.remainder().chunks_exact(32);
+        for (d, s) in (&mut dst_vectors).zip(&mut src_vectors) {
+            debug_assert!(d.len() == 32 && s.len() == 32);
+            let d = d.as_mut_ptr().cast::<__m256i>();
+            let s = s.as_ptr().cast::<__m256i>();
+            // SAFETY: both `chunks_exact` iterators yield exactly 32 bytes,
+            // so the vector at `s` lies inside the source chunk and the one
+            // at `d` inside the destination chunk, borrowed mutably here;
+            // the unaligned intrinsics accept any alignment; the caller
+            // guarantees AVX2.
+            unsafe { _mm256_storeu_si256(d, _mm256_xor_si256(_mm256_loadu_si256(s), k)) };
+        }
+        // Everything before the tails is a multiple of 4 bytes long, so the
+        // rotated key applies from its position 0.
+        copy_masked_words(
+            dst_vectors.into_remainder(),
+            src_vectors.remainder(),
+            key,
+            0,
+        );
+    }
 }
 
 #[cfg(all(
@@ -296,8 +484,11 @@ mod wasm {
 
 #[cfg(test)]
 mod tests {
-    use super::kernels::{self, Kernel};
-    use super::{apply_mask, apply_mask_bytewise, apply_mask_words};
+    use super::kernels::{self, CopyKernel, Kernel};
+    use super::{
+        apply_mask, apply_mask_bytewise, apply_mask_words, copy_masked, copy_masked_bytewise,
+        copy_masked_words,
+    };
 
     /// Every length up to this one is tested.
     const MAX_LEN: usize = if cfg!(miri) { 40 } else { 300 };
@@ -358,6 +549,20 @@ mod tests {
             ("apply_mask", (!cfg!(miri)).then_some(apply_mask as Kernel)),
             ("avx2", kernels::avx2()),
             ("simd128", kernels::simd128()),
+        ];
+        all.into_iter()
+            .filter_map(|(name, kernel)| kernel.map(|k| (name, k)))
+    }
+
+    fn copy_implementations() -> impl Iterator<Item = (&'static str, CopyKernel)> {
+        let all: [(&'static str, Option<CopyKernel>); 3] = [
+            ("copy words", Some(copy_masked_words as CopyKernel)),
+            // Under Miri `copy_masked` is the word loop.
+            (
+                "copy_masked",
+                (!cfg!(miri)).then_some(copy_masked as CopyKernel),
+            ),
+            ("avx2 copy", kernels::avx2_copy()),
         ];
         all.into_iter()
             .filter_map(|(name, kernel)| kernel.map(|k| (name, k)))
@@ -455,6 +660,103 @@ mod tests {
                         "{name}: split {split}, offset {offset}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn copy_hello_vector() {
+        for (name, kernel) in copy_implementations() {
+            let mut out = [0u8; 5];
+            kernel(&mut out, b"Hello", [0x37, 0xfa, 0x21, 0x3d], 0);
+            assert_eq!(out, [0x7f, 0x9f, 0x4d, 0x51, 0x58], "{name}");
+        }
+    }
+
+    #[test]
+    fn copy_bytewise_is_copy_then_mask() {
+        let input = data();
+        let len = if cfg!(miri) { 64 } else { BUF };
+        for &offset in OFFSETS {
+            let mut expected = input;
+            apply_mask_bytewise(&mut expected[..len], KEY, offset);
+            let mut actual = [0u8; BUF];
+            copy_masked_bytewise(&mut actual, &input[..len], KEY, offset);
+            assert!(actual[..len] == expected[..len], "offset {offset}");
+        }
+    }
+
+    /// Every length, key offset, and alignment of source and destination
+    /// (independently, so their distance varies too), against the bytewise
+    /// reference; the destination bytes around the copy must not change.
+    #[test]
+    fn copy_matches_bytewise() {
+        let input = data();
+        let aligns: &[usize] = if cfg!(miri) {
+            &[0, 3]
+        } else {
+            &[0, 1, 3, 4, 7]
+        };
+        let mut expected = [0u8; BUF];
+        let mut actual = [0u8; BUF];
+        for len in (0..=MAX_LEN).chain(LONG_LENS.iter().copied()) {
+            for &offset in OFFSETS {
+                for &src_align in aligns {
+                    let src = &input[src_align..src_align + len];
+                    for dst_align in 0..=MAX_ALIGN {
+                        // The destination starts `dst_align` bytes in and
+                        // holds 8 bytes more than `src`.
+                        let used = dst_align + len + 8;
+                        expected[..used].fill(0xa5);
+                        copy_masked_bytewise(&mut expected[dst_align..used], src, KEY, offset);
+                        for (name, kernel) in copy_implementations() {
+                            actual[..used].fill(0xa5);
+                            kernel(&mut actual[dst_align..used], src, KEY, offset);
+                            assert!(
+                                expected[..used] == actual[..used],
+                                "{name}: len {len}, offset {offset}, \
+                                 src align {src_align}, dst align {dst_align}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn copy_split_equals_whole() {
+        let input = data();
+        let len = SPLIT_LEN;
+        let mut whole = [0u8; BUF];
+        let mut parts = [0u8; BUF];
+        for (name, kernel) in copy_implementations() {
+            for &offset in OFFSETS {
+                kernel(&mut whole[..len], &input[..len], KEY, offset);
+                for split in 0..=len {
+                    parts[..len].fill(0);
+                    let (head, tail) = parts[..len].split_at_mut(split);
+                    kernel(head, &input[..split], KEY, offset);
+                    kernel(tail, &input[split..len], KEY, offset.wrapping_add(split));
+                    assert!(
+                        parts[..len] == whole[..len],
+                        "{name}: split {split}, offset {offset}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn copy_into_a_short_buffer_panics() {
+        for (name, kernel) in copy_implementations() {
+            for len in [5, 300] {
+                let src = [1u8; 300];
+                let mut dst = [0u8; 300];
+                let result = std::panic::catch_unwind(move || {
+                    kernel(&mut dst[..len - 1], &src[..len], KEY, 0);
+                });
+                assert!(result.is_err(), "{name}: len {len}");
             }
         }
     }

@@ -321,6 +321,19 @@ impl FrameHeader {
         let Some(out) = out.get_mut(..required) else {
             return Err(BufferTooSmall { required });
         };
+        let key_at = self.encode_before_key(out);
+        if let (Some(key), Some(wire_key)) = (self.mask, out.get_mut(key_at..)) {
+            wire_key.copy_from_slice(&key);
+        }
+        Ok(required)
+    }
+
+    /// Write the header into `out`, which is
+    /// [`encoded_len`](Self::encoded_len) bytes long, except the masking
+    /// key, and return where the key goes. The connection writes the key
+    /// itself, straight from its random source.
+    #[inline]
+    pub(crate) fn encode_before_key(&self, out: &mut [u8]) -> usize {
         out[0] = (u8::from(self.fin) << 7) | (self.rsv.bits() << 4) | self.opcode.bits();
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
         let mut pos = 2;
@@ -337,10 +350,7 @@ impl FrameHeader {
                 pos = 10;
             }
         }
-        if let Some(key) = self.mask {
-            out[pos..pos + 4].copy_from_slice(&key);
-        }
-        Ok(required)
+        pos
     }
 }
 

@@ -1,0 +1,233 @@
+//! What the receive and send benchmarks share: their payloads, the
+//! per-thread CPU clock, a timer for work after an untimed setup, page-aligned
+//! buffers, a cheap key source, and criterion's medians read back for the
+//! tables of ratios printed after a run.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+
+/// Text that is mostly not ASCII: 73 of its 119 bytes (61%) are in two-,
+/// three- and four-byte sequences (21, 9 and 1 characters), against 46 ASCII
+/// characters. The 16 B frames hold "Grüße — Пр" (11 of 16 bytes not
+/// ASCII).
+pub(crate) const TEXT: &str =
+    "Grüße — Привет, мир! Hello 世界へ 😀 données, naïve Ελληνικά 日本語 ✓ €20 per byte. ";
+
+pub(crate) fn binary_payload(size: usize) -> Vec<u8> {
+    let mut state = 0x2545_f491_u32;
+    (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect()
+}
+
+/// Valid UTF-8 of exactly `size` bytes: [`TEXT`] repeated, cut on a
+/// character boundary and padded with ASCII.
+pub(crate) fn text_payload(size: usize) -> Vec<u8> {
+    let mut text = String::with_capacity(size);
+    for ch in TEXT.chars().cycle() {
+        if text.len() + ch.len_utf8() > size {
+            break;
+        }
+        text.push(ch);
+    }
+    while text.len() < size {
+        text.push('.');
+    }
+    text.into_bytes()
+}
+
+pub(crate) fn size_label(size: usize) -> String {
+    match size {
+        s if s >= 1 << 20 => format!("{}MiB", s >> 20),
+        s if s >= 1 << 10 => format!("{}KiB", s >> 10),
+        s => format!("{s}B"),
+    }
+}
+
+/// The time the benchmark thread spent running, from the kernel's per-thread
+/// CPU clock: time spent descheduled while other processes use the cores is
+/// left out.
+pub(crate) struct ThreadCpuTime;
+
+impl ThreadCpuTime {
+    #[cfg(unix)]
+    fn now() -> Duration {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid, writable `timespec` for the whole call.
+        let result = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+        assert_eq!(result, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+        Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+    }
+
+    /// Without a per-thread clock: a monotonic one.
+    #[cfg(not(unix))]
+    fn now() -> Duration {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        ORIGIN.get_or_init(std::time::Instant::now).elapsed()
+    }
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        Self::now()
+    }
+
+    fn end(&self, start: Duration) -> Duration {
+        Self::now().saturating_sub(start)
+    }
+
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Values are durations, formatted as wall-clock ones are.
+        static WALL_TIME: WallTime = WallTime;
+        WALL_TIME.formatter()
+    }
+}
+
+/// Times the part of an iteration that follows an untimed setup, with the
+/// clock criterion uses.
+// Only the receive benchmark times work after a setup.
+#[allow(dead_code)]
+pub(crate) struct Timer<M> {
+    clock: M,
+    /// What reading the clock twice adds to an interval (the median of
+    /// empty intervals), taken off every timed interval.
+    overhead: Duration,
+}
+
+#[allow(dead_code)]
+impl<M: Measurement<Value = Duration>> Timer<M> {
+    pub(crate) fn new(clock: M) -> Self {
+        let mut empty: Vec<Duration> = (0..2001)
+            .map(|_| {
+                let start = clock.start();
+                clock.end(start)
+            })
+            .collect();
+        empty.sort_unstable();
+        let overhead = empty[empty.len() / 2];
+        Self { clock, overhead }
+    }
+
+    /// Run `iters` iterations of `run`, each after an untimed `setup`, and
+    /// return the time spent in `run` alone.
+    pub(crate) fn time_iters<T>(
+        &self,
+        iters: u64,
+        state: &mut T,
+        mut setup: impl FnMut(&mut T),
+        mut run: impl FnMut(&mut T),
+    ) -> Duration {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            setup(state);
+            let start = self.clock.start();
+            run(state);
+            total += self.clock.end(start).saturating_sub(self.overhead);
+        }
+        total
+    }
+}
+
+/// `len` bytes starting on a 4096-byte boundary.
+pub(crate) struct PageAligned {
+    storage: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl PageAligned {
+    pub(crate) const PAGE: usize = 4096;
+
+    pub(crate) fn new(len: usize) -> Self {
+        let storage = vec![0u8; len + Self::PAGE];
+        let start = storage.as_ptr().align_offset(Self::PAGE);
+        Self {
+            storage,
+            start,
+            len,
+        }
+    }
+
+    pub(crate) fn as_ref(&self) -> &[u8] {
+        &self.storage[self.start..self.start + self.len]
+    }
+
+    pub(crate) fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.storage[self.start..self.start + self.len]
+    }
+}
+
+/// A cheap deterministic source of masking keys (xorshift).
+pub(crate) fn cheap_rng() -> impl FnMut(&mut [u8]) {
+    let mut state = 0x6a09_e667_u32;
+    move |dest: &mut [u8]| {
+        for b in dest {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            *b = state as u8;
+        }
+    }
+}
+
+/// Where criterion writes its results: `CRITERION_HOME`, or `criterion`
+/// in the target directory.
+pub(crate) fn criterion_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return home.into();
+    }
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
+        .join("criterion")
+}
+
+/// Criterion's median time of one benchmark, in nanoseconds per iteration,
+/// if it was measured in this run (its estimates were written after
+/// `since`).
+pub(crate) fn median_since(
+    group: &str,
+    function: &str,
+    label: &str,
+    since: SystemTime,
+) -> Option<f64> {
+    let path = criterion_home()
+        .join(group)
+        .join(function.replace('/', "_"))
+        .join(label)
+        .join("new")
+        .join("estimates.json");
+    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
+        return None;
+    }
+    let text = std::fs::read_to_string(&path).ok()?;
+    let median = &text[text.find("\"median\"")?..];
+    const KEY: &str = "\"point_estimate\":";
+    let estimate = &median[median.find(KEY)? + KEY.len()..];
+    estimate[..estimate.find([',', '}'])?].trim().parse().ok()
+}
