@@ -8,7 +8,9 @@
 use crate::close::CloseCode;
 use crate::error::{BufferTooSmall, LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{CloseConnection, Event, Ping, Pong};
-use crate::frame::mask::{apply_mask, copy_masked};
+use crate::frame::mask::apply_mask;
+#[cfg(target_pointer_width = "64")]
+use crate::frame::mask::{copy_masked, copy_masked_short, SHORT_MESSAGE};
 use crate::frame::{close_payload_parts, FrameHeader, Opcode, RsvBits, MAX_CONTROL_PAYLOAD};
 use crate::message::{Progress, Receiver};
 use crate::random::{NoRandom, RandomSource};
@@ -340,6 +342,12 @@ impl<R: RandomSource> Connection<R> {
     /// a fragmented message. A short `out` is left unchanged, with the size
     /// needed in the error, and the connection state does not change.
     pub fn send(&mut self, event: &Event<'_>, out: &mut [u8]) -> Result<usize, SendError> {
+        // The common case with the random source's own code inlined; the
+        // general path is compiled once for all sources.
+        #[cfg(target_pointer_width = "64")]
+        if let Some(sent) = self.inner.send_whole_message(&mut self.rng, event, out) {
+            return sent;
+        }
         self.inner.send(&mut self.rng, event, out)
     }
 
@@ -565,6 +573,7 @@ impl Inner {
         let (head, body) = out.split_at_mut(header_len);
         // The key is drawn first, straight into its place, so the rest of
         // the header is written while the source's stores land.
+        #[cfg_attr(not(target_pointer_width = "64"), allow(unused_mut))]
         let mut key = match (header.mask, head.last_chunk_mut::<4>()) {
             (Some(_), Some(wire_key)) => {
                 rng.fill(wire_key);
@@ -600,6 +609,68 @@ impl Inner {
             }
         }
         Ok(required)
+    }
+
+    /// The common case in one step: a whole, uncompressed text or binary
+    /// message of at most 64 KiB while no fragmented message is being sent
+    /// (64-bit targets). `None` for anything else, which [`send`](Self::send)
+    /// goes on to handle in full; nothing is changed then.
+    #[cfg(target_pointer_width = "64")]
+    #[inline(always)]
+    fn send_whole_message<R: RandomSource + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        event: &Event<'_>,
+        out: &mut [u8],
+    ) -> Option<Result<usize, SendError>> {
+        let (first, data) = match event {
+            Event::TextMessage(m) if m.message_finished => (0x81, m.data.as_bytes()),
+            Event::BytesMessage(m) if m.message_finished => (0x82, m.data),
+            _ => return None,
+        };
+        if self.state != ConnectionState::Open || self.tx_message.is_some() || self.compress_next()
+        {
+            return None;
+        }
+        let len = data.len();
+        let (len_bytes, second) = match len {
+            0..=125 => (0, len as u8),
+            126..=0xFFFF => (2, 126),
+            _ => return None,
+        };
+        let masked = self.role == Role::Client;
+        let header_len = 2 + len_bytes + if masked { 4 } else { 0 };
+        let required = header_len + len;
+        let Some(frame) = out.get_mut(..required) else {
+            return Some(Err(BufferTooSmall { required }.into()));
+        };
+        let (head, body) = frame.split_at_mut(header_len);
+        // The key is drawn into a local: with the source inlined it stays
+        // in a register, where reading it back from the frame would wait
+        // for the source's byte stores to land.
+        let key = match head.last_chunk_mut::<4>() {
+            Some(wire_key) if masked => {
+                let mut key = [0; 4];
+                rng.fill(&mut key);
+                *wire_key = key;
+                Some(key)
+            }
+            _ => None,
+        };
+        if let [b0, b1, rest @ ..] = head {
+            *b0 = first;
+            *b1 = second | if masked { 0x80 } else { 0 };
+            if let (2, [hi, lo, ..]) = (len_bytes, rest) {
+                [*hi, *lo] = (len as u16).to_be_bytes();
+            }
+        }
+        match key {
+            Some(key) if len <= SHORT_MESSAGE => copy_masked_short(body, data, key),
+            Some(key) => copy_masked(body, data, key, 0),
+            None => body.copy_from_slice(data),
+        }
+        self.tx_compressed = false;
+        Some(Ok(required))
     }
 
     fn send_header(

@@ -856,3 +856,65 @@ fn whole_frames_and_pieces_agree() {
         );
     }
 }
+
+/// Whole messages sent in one step (the common case) give the frames the
+/// frame encoder gives, at every length class, for both roles; a short
+/// buffer is refused with the size needed and changes nothing.
+#[test]
+fn whole_messages_are_sent_as_the_encoder_frames_them() {
+    let text = "Grüße — Привет 世界 😀 ".repeat(3000);
+    for len in [
+        0, 1, 15, 16, 17, 125, 126, 127, 1000, 65_535, 65_536, 70_000,
+    ] {
+        let mut end = len;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let body = &text[..end];
+        for client in [true, false] {
+            for binary in [true, false] {
+                let mut conn = if client {
+                    Connection::client(Config::default(), counter_rng())
+                } else {
+                    Connection::new(wsproto_core::Role::Server, Config::default(), counter_rng())
+                };
+                let mut keys = counter_rng();
+                let event: Event<'_> = if binary {
+                    BytesMessage::new(body.as_bytes()).into()
+                } else {
+                    TextMessage::new(body).into()
+                };
+                for round in 0..2 {
+                    let key = client.then(|| {
+                        let mut key = [0u8; 4];
+                        keys(&mut key);
+                        key
+                    });
+                    let opcode = if binary { 2 } else { 1 };
+                    let expected = frame(true, 0, opcode, key, body.as_bytes());
+                    let mut out = vec![0xEE; expected.len() + 3];
+                    if round == 0 {
+                        let err = conn.send(&event, &mut out[..expected.len() - 1]);
+                        assert!(
+                            matches!(err, Err(SendError::BufferTooSmall(b)) if b.required == expected.len()),
+                            "{err:?}"
+                        );
+                        // No key was drawn for the refused frame.
+                        if client {
+                            keys = counter_rng();
+                        }
+                        continue;
+                    }
+                    let n = conn.send(&event, &mut out).unwrap();
+                    assert_eq!(n, expected.len(), "len {end}");
+                    assert!(
+                        out[..n] == expected[..],
+                        "len {end} client {client} binary {binary}"
+                    );
+                    assert_eq!(&out[n..], &[0xEE; 3]);
+                    assert_eq!(conn.state(), ConnectionState::Open);
+                }
+            }
+        }
+    }
+}
