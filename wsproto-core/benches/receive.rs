@@ -11,8 +11,8 @@
 //! - `ceiling`: an in-place `u64` XOR over as many payload bytes (the least
 //!   unmasking can cost), and a copy of the wire bytes (the cost of moving
 //!   them into the receive buffer, which `receive` leaves out);
-//! - `send`: a client sends binary messages with `send` (copy and mask) and
-//!   with `send_header` plus [`apply_mask`] in place (the vectored path).
+//!
+//! Sending is measured by `benches/send.rs`.
 //!
 //! Every receive iteration starts from a fresh copy of the same pre-built wire
 //! bytes (untimed: unmasking happens in place), then receives every frame of
@@ -46,22 +46,17 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use criterion::measurement::{Measurement, WallTime};
-use criterion::{BatchSize, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
 use embedded_websocket::{WebSocketReceiveMessageType, WebSocketServer, WebSocketState};
 use fastwebsockets::{OpCode, Role as FastRole, WebSocket as FastWebSocket};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::runtime::Runtime;
 use tungstenite::protocol::{Message, Role as TungsteniteRole, WebSocket, WebSocketConfig};
-use wsproto_core::connection::MessageKind;
-use wsproto_core::event::{BytesMessage, Event};
-use wsproto_core::frame::mask::apply_mask;
+use wsproto_core::event::Event;
 use wsproto_core::{Config, Connection, Received};
 
 mod common;
-use common::{
-    binary_payload, cheap_rng, median_since, size_label, text_payload, PageAligned, ThreadCpuTime,
-    Timer,
-};
+use common::{binary_payload, median_since, size_label, text_payload, ThreadCpuTime, Timer};
 
 /// Payload sizes of the frames.
 const SIZES: [usize; 5] = [16, 125, 4 << 10, 64 << 10, 1 << 20];
@@ -591,71 +586,6 @@ fn ceiling<M: Measurement<Value = Duration>>(c: &mut Criterion<M>, timer: &Timer
     group.finish();
 }
 
-fn send<M: Measurement<Value = Duration>>(c: &mut Criterion<M>) {
-    let mut group = c.benchmark_group("send");
-    group
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(50);
-    for size in SIZES {
-        let label = size_label(size);
-        let payload = binary_payload(size);
-        group.throughput(Throughput::BytesDecimal(size as u64));
-
-        // The payload and the output both start on a page boundary, as large
-        // allocations do, so the copied body lands `header_len` bytes past
-        // the payload's offset in its page, whatever the heap looks like.
-        let mut client = Connection::client(Config::default(), cheap_rng());
-        let mut source = PageAligned::new(size);
-        source.as_mut().copy_from_slice(&payload);
-        let mut out = PageAligned::new(size + 14);
-        let event = Event::BytesMessage(BytesMessage::new(source.as_ref()));
-        group.bench_function(BenchmarkId::new("wsproto-core/send", &label), |b| {
-            b.iter(|| {
-                let out = out.as_mut();
-                let n = client.send(black_box(&event), out).expect("send");
-                black_box(&out[..n]);
-            });
-        });
-
-        let mut client = Connection::client(Config::default(), cheap_rng());
-        let mut header = [0u8; 14];
-        let mut body = PageAligned::new(size);
-        body.as_mut().copy_from_slice(&payload);
-        group.bench_function(
-            BenchmarkId::new("wsproto-core/send_header+apply_mask", &label),
-            |b| {
-                b.iter(|| {
-                    let body = body.as_mut();
-                    let start = client
-                        .send_header(MessageKind::Binary, body.len(), true, &mut header)
-                        .expect("send_header");
-                    if let Some(key) = start.mask {
-                        apply_mask(black_box(&mut *body), key, 0);
-                    }
-                    black_box((&header[..start.header_len], &*body));
-                });
-            },
-        );
-
-        // tungstenite takes an owned payload: the copy into it is untimed.
-        let stream = MemoryStream {
-            input: Vec::new(),
-            pos: 0,
-        };
-        let mut ws =
-            WebSocket::from_raw_socket(stream, TungsteniteRole::Client, Some(tungstenite_config()));
-        group.bench_function(BenchmarkId::new("tungstenite/send", &label), |b| {
-            b.iter_batched(
-                || Message::Binary(payload.clone().into()),
-                |message| ws.send(message).expect("tungstenite send"),
-                BatchSize::LargeInput,
-            );
-        });
-    }
-    group.finish();
-}
-
 /// Print wsproto-core's receive figures beside the fastest peer's, for every
 /// workload measured in this run.
 fn print_ratios(since: SystemTime) {
@@ -710,7 +640,6 @@ fn run<M: Measurement<Value = Duration>>(mut criterion: Criterion<M>, clock: M) 
     let timer = Timer::new(clock);
     receive(&mut criterion, &timer);
     ceiling(&mut criterion, &timer);
-    send(&mut criterion);
     criterion.final_summary();
     print_ratios(since);
 }

@@ -54,9 +54,49 @@ use wsproto_core::frame::mask::apply_mask;
 use wsproto_core::{Config, Connection};
 
 mod common;
-use common::{
-    binary_payload, cheap_rng, median_since, size_label, text_payload, PageAligned, ThreadCpuTime,
-};
+use common::{binary_payload, median_since, size_label, text_payload, ThreadCpuTime};
+
+/// `len` bytes starting on a 4096-byte boundary.
+struct PageAligned {
+    storage: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl PageAligned {
+    const PAGE: usize = 4096;
+
+    fn new(len: usize) -> Self {
+        let storage = vec![0u8; len + Self::PAGE];
+        let start = storage.as_ptr().align_offset(Self::PAGE);
+        Self {
+            storage,
+            start,
+            len,
+        }
+    }
+
+    fn as_ref(&self) -> &[u8] {
+        &self.storage[self.start..self.start + self.len]
+    }
+
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.storage[self.start..self.start + self.len]
+    }
+}
+
+/// A cheap deterministic source of masking keys (xorshift).
+fn cheap_rng() -> impl FnMut(&mut [u8]) {
+    let mut state = 0x6a09_e667_u32;
+    move |dest: &mut [u8]| {
+        for b in dest {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            *b = state as u8;
+        }
+    }
+}
 
 /// Payload sizes of the frames.
 const SIZES: [usize; 5] = [16, 125, 4 << 10, 64 << 10, 1 << 20];

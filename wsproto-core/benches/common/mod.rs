@@ -153,48 +153,6 @@ impl<M: Measurement<Value = Duration>> Timer<M> {
     }
 }
 
-/// `len` bytes starting on a 4096-byte boundary.
-pub(crate) struct PageAligned {
-    storage: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl PageAligned {
-    pub(crate) const PAGE: usize = 4096;
-
-    pub(crate) fn new(len: usize) -> Self {
-        let storage = vec![0u8; len + Self::PAGE];
-        let start = storage.as_ptr().align_offset(Self::PAGE);
-        Self {
-            storage,
-            start,
-            len,
-        }
-    }
-
-    pub(crate) fn as_ref(&self) -> &[u8] {
-        &self.storage[self.start..self.start + self.len]
-    }
-
-    pub(crate) fn as_mut(&mut self) -> &mut [u8] {
-        &mut self.storage[self.start..self.start + self.len]
-    }
-}
-
-/// A cheap deterministic source of masking keys (xorshift).
-pub(crate) fn cheap_rng() -> impl FnMut(&mut [u8]) {
-    let mut state = 0x6a09_e667_u32;
-    move |dest: &mut [u8]| {
-        for b in dest {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            *b = state as u8;
-        }
-    }
-}
-
 /// Where criterion writes its results: `CRITERION_HOME`, or `criterion`
 /// in the target directory.
 pub(crate) fn criterion_home() -> PathBuf {
