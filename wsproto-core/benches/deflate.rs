@@ -13,15 +13,20 @@
 #![allow(missing_docs)] // Benchmarks are not public API.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::Measurement;
 use criterion::{Criterion, Throughput};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use wsproto_core::event::{Event, TextMessage};
 use wsproto_core::extension::deflate::{DeflateParams, DeflatePool};
 use wsproto_core::{Config, Connection};
+
+// The clock and criterion's results, shared with the other benchmarks;
+// this one uses none of their workloads.
+#[allow(dead_code)]
+mod common;
+use common::ThreadCpuTime;
 
 const BACKEND: &str = if cfg!(feature = "zlib-rs") {
     "zlib-rs"
@@ -317,35 +322,14 @@ fn idle_heap() {
     }
 }
 
-fn criterion_home() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return home.into();
-    }
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
-        .join("criterion")
-}
-
 /// Criterion's median time of one benchmark, in nanoseconds per iteration,
-/// if it was measured in this run (its estimates were written after
-/// `since`).
+/// if it was measured in this run. Criterion names a directory after the
+/// group and one after the function, each with `/` replaced by `_`.
 fn median_since(group: &str, function: &str, since: SystemTime) -> Option<f64> {
-    // Criterion names a directory after the group and one after the
-    // function, each with `/` replaced by `_`.
-    let path = criterion_home()
+    let dir = common::criterion_home()
         .join(group.replace('/', "_"))
-        .join(function.replace('/', "_"))
-        .join("new")
-        .join("estimates.json");
-    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
-        return None;
-    }
-    let text = std::fs::read_to_string(&path).ok()?;
-    let median = &text[text.find("\"median\"")?..];
-    const KEY: &str = "\"point_estimate\":";
-    let estimate = &median[median.find(KEY)? + KEY.len()..];
-    estimate[..estimate.find([',', '}'])?].trim().parse().ok()
+        .join(function.replace('/', "_"));
+    common::median_in(&dir, since)
 }
 
 fn print_ratios(since: SystemTime) {
@@ -414,62 +398,6 @@ fn print_ratios(since: SystemTime) {
         );
     }
     println!("(speed: ours over zlib's throughput; size ratio: our compressed bytes over zlib's)");
-}
-
-/// The time the benchmark thread spent running, from the kernel's per-thread
-/// CPU clock: time spent descheduled while other processes use the cores is
-/// left out.
-struct ThreadCpuTime;
-
-impl ThreadCpuTime {
-    #[cfg(unix)]
-    fn now() -> Duration {
-        let mut now = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `now` is a valid, writable `timespec` for the whole call.
-        let result = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-        assert_eq!(result, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-        Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
-    }
-
-    /// Without a per-thread clock: a monotonic one.
-    #[cfg(not(unix))]
-    fn now() -> Duration {
-        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-        ORIGIN.get_or_init(std::time::Instant::now).elapsed()
-    }
-}
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = Duration;
-    type Value = Duration;
-
-    fn start(&self) -> Duration {
-        Self::now()
-    }
-
-    fn end(&self, start: Duration) -> Duration {
-        Self::now().saturating_sub(start)
-    }
-
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-
-    fn to_f64(&self, value: &Duration) -> f64 {
-        value.as_nanos() as f64
-    }
-
-    fn formatter(&self) -> &dyn ValueFormatter {
-        static WALL_TIME: WallTime = WallTime;
-        WALL_TIME.formatter()
-    }
 }
 
 fn run<M: Measurement<Value = Duration>>(mut criterion: Criterion<M>) {

@@ -174,12 +174,17 @@ pub(crate) fn median_since(
     label: &str,
     since: SystemTime,
 ) -> Option<f64> {
-    let path = criterion_home()
+    let dir = criterion_home()
         .join(group)
         .join(function.replace('/', "_"))
-        .join(label)
-        .join("new")
-        .join("estimates.json");
+        .join(label);
+    median_in(&dir, since)
+}
+
+/// The median of the benchmark whose results criterion keeps in `dir`, if
+/// they were written after `since`.
+pub(crate) fn median_in(dir: &std::path::Path, since: SystemTime) -> Option<f64> {
+    let path = dir.join("new").join("estimates.json");
     if std::fs::metadata(&path).ok()?.modified().ok()? < since {
         return None;
     }
