@@ -56,7 +56,7 @@ use wsproto_core::event::Event;
 use wsproto_core::{Config, Connection, Received};
 
 mod common;
-use common::{binary_payload, median_since, size_label, text_payload, ThreadCpuTime, Timer};
+use common::{binary_payload, median_since, size_label, text_payload, Kind, ThreadCpuTime, Timer};
 
 /// Payload sizes of the frames.
 const SIZES: [usize; 5] = [16, 125, 4 << 10, 64 << 10, 1 << 20];
@@ -66,28 +66,6 @@ const TOTAL_PAYLOAD: usize = 1 << 20;
 
 /// The frame and message limit given to every library.
 const LIMIT: usize = 64 << 20;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Binary,
-    Text,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Binary => "binary",
-            Kind::Text => "text",
-        }
-    }
-
-    fn opcode(self) -> u8 {
-        match self {
-            Kind::Binary => 0x2,
-            Kind::Text => 0x1,
-        }
-    }
-}
 
 /// A buffer of masked frames as a client sends them.
 struct Workload {

@@ -54,7 +54,7 @@ use wsproto_core::frame::mask::apply_mask;
 use wsproto_core::{Config, Connection};
 
 mod common;
-use common::{binary_payload, median_since, size_label, text_payload, ThreadCpuTime};
+use common::{binary_payload, median_since, size_label, text_payload, Kind, ThreadCpuTime};
 
 /// `len` bytes starting on a 4096-byte boundary.
 struct PageAligned {
@@ -111,28 +111,6 @@ const COPYING_PEERS: [&str; 4] = [
     "fastwebsockets/write",
     "embedded-websocket/write",
 ];
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Binary,
-    Text,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Binary => "binary",
-            Kind::Text => "text",
-        }
-    }
-
-    fn opcode(self) -> u8 {
-        match self {
-            Kind::Binary => 0x2,
-            Kind::Text => 0x1,
-        }
-    }
-}
 
 /// Decode one final masked frame of `kind` that fills `frame` exactly, by
 /// RFC 6455 §5.2 written out here, and return its unmasked payload.

@@ -194,3 +194,26 @@ pub(crate) fn median_in(dir: &std::path::Path, since: SystemTime) -> Option<f64>
     let estimate = &median[median.find(KEY)? + KEY.len()..];
     estimate[..estimate.find([',', '}'])?].trim().parse().ok()
 }
+
+/// The kind of the data frames of a workload.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Binary,
+    Text,
+}
+
+impl Kind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Binary => "binary",
+            Kind::Text => "text",
+        }
+    }
+
+    pub(crate) fn opcode(self) -> u8 {
+        match self {
+            Kind::Binary => 0x2,
+            Kind::Text => 0x1,
+        }
+    }
+}
