@@ -8,11 +8,15 @@
 use std::alloc::System;
 
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
-use wsproto_std::events::{AcceptConnection, BytesMessage, Event, Request, TextMessage};
+use wsproto_std::events::{BytesMessage, Event, TextMessage};
 use wsproto_std::wsproto_core::event as core_event;
 use wsproto_std::wsproto_core::extension::deflate::PerMessageDeflate;
 use wsproto_std::wsproto_core::{Config, Connection};
-use wsproto_std::{ConnectionType, Settings, WSConnection};
+use wsproto_std::Settings;
+
+// The handshake helpers of the other tests.
+mod common;
+use common::{open_pair, plain};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -44,19 +48,7 @@ fn no_allocation_per_message_without_compression() {
     assert_eq!(allocations() - before, 0, "the core allocated");
 
     // wsproto-std: send_into a buffer that is reused.
-    let mut settings = Settings::default();
-    settings.permessage_deflate = None;
-    let mut ws = WSConnection::with_settings(ConnectionType::Client, settings.clone());
-    let mut peer = WSConnection::with_settings(ConnectionType::Server, settings);
-    peer.receive_data(Some(&ws.send(Request::new("example.com", "/")).unwrap()))
-        .unwrap();
-    assert!(matches!(peer.next_event(), Some(Ok(Event::Request(_)))));
-    ws.receive_data(Some(&peer.send(AcceptConnection::default()).unwrap()))
-        .unwrap();
-    assert!(matches!(
-        ws.next_event(),
-        Some(Ok(Event::AcceptConnection(_)))
-    ));
+    let (mut ws, _peer) = open_pair(plain(), plain());
     let messages: Vec<Event> = (0..1000)
         .map(|i| {
             if i % 2 == 0 {
@@ -84,17 +76,7 @@ fn no_allocation_per_compressed_message_without_context_takeover() {
     deflate.server_no_context_takeover = true;
     let mut settings = Settings::default();
     settings.permessage_deflate = Some(deflate);
-    let mut ws = WSConnection::with_settings(ConnectionType::Client, settings.clone());
-    let mut peer = WSConnection::with_settings(ConnectionType::Server, settings);
-    peer.receive_data(Some(&ws.send(Request::new("example.com", "/")).unwrap()))
-        .unwrap();
-    assert!(matches!(peer.next_event(), Some(Ok(Event::Request(_)))));
-    ws.receive_data(Some(&peer.send(AcceptConnection::default()).unwrap()))
-        .unwrap();
-    assert!(matches!(
-        ws.next_event(),
-        Some(Ok(Event::AcceptConnection(_)))
-    ));
+    let (mut ws, mut peer) = open_pair(settings.clone(), settings);
     let text = "{\"id\":1,\"name\":\"héllo\",\"tags\":[\"a\",\"b\"]} ".repeat(40);
     let messages: Vec<Event> = (0..1001)
         .map(|_| TextMessage::new(text.clone()).into())
