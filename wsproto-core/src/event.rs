@@ -258,3 +258,12 @@ event_from!(
     Ping,
     Pong
 );
+
+// A request's lists are a slice and a byte of names each, and the other
+// events fit beside the tag of its `Headers`: no event costs more than a
+// request (checked on 64-bit targets, where the lists were once 40 bytes).
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    assert!(core::mem::size_of::<Request<'_>>() <= 104);
+    assert!(core::mem::size_of::<Event<'_>>() <= core::mem::size_of::<Request<'_>>());
+};

@@ -39,11 +39,90 @@ pub(crate) enum Source<'a> {
 
 impl<'a> Source<'a> {
     pub(crate) fn iter(self) -> SourceIter<'a> {
+        Field::new(self, Names::Nothing).headers()
+    }
+}
+
+/// The lowercase header names that [`Names`] select from, in an order that
+/// makes each selection a range.
+const NAMES: [&str; 6] = [
+    "host",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    "connection",
+    "upgrade",
+    "sec-websocket-accept",
+];
+
+/// The header names a received [`Tokens`] reads or a received [`Headers`]
+/// leaves out: one byte in place of a `&'static` list, which keeps the
+/// handshake events small. Each is the range `NAMES[low nibble..high
+/// nibble]`, which costs less code than a table of lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Names {
+    /// No header.
+    Nothing = 0x00,
+    /// `Sec-WebSocket-Protocol`.
+    Protocols = 0x21,
+    /// `Sec-WebSocket-Extensions`.
+    Extensions = 0x32,
+    /// The request headers a [`Request`](crate::event::Request) reports in
+    /// its own fields rather than in `extra_headers` (as in the Python
+    /// library): `Host`, `Sec-WebSocket-Protocol`, `Sec-WebSocket-Extensions`.
+    RequestFields = 0x30,
+    /// The response headers an
+    /// [`AcceptConnection`](crate::event::AcceptConnection) reports in its
+    /// own fields or checks away, rather than in `extra_headers`:
+    /// `Sec-WebSocket-Protocol`, `Sec-WebSocket-Extensions`, `Connection`,
+    /// `Upgrade`, `Sec-WebSocket-Accept`.
+    ResponseFields = 0x61,
+}
+
+impl Names {
+    /// The names, lowercase.
+    fn list(self) -> &'static [&'static str] {
+        let range = self as u8;
+        NAMES
+            .get(usize::from(range & 0xf)..usize::from(range >> 4))
+            .unwrap_or_default()
+    }
+
+    /// Whether `name` is one of these, compared ASCII case-insensitively.
+    fn contain(self, name: &str) -> bool {
+        self.list().iter().any(|n| name.eq_ignore_ascii_case(n))
+    }
+}
+
+/// A [`Source`] and the [`Names`] to select from it, flat, so that the tag
+/// and the names share the word beside the slice.
+#[derive(Clone, Copy)]
+enum Field<'a> {
+    Slice(&'a [Header<'a>], Names),
+    Parsed(&'a [u8], Names),
+}
+
+impl<'a> Field<'a> {
+    const fn new(source: Source<'a>, names: Names) -> Self {
+        match source {
+            Source::Slice(headers) => Self::Slice(headers, names),
+            Source::Parsed { head } => Self::Parsed(head, names),
+        }
+    }
+
+    /// All the headers of the source, whatever the names.
+    fn headers(self) -> SourceIter<'a> {
         match self {
-            Self::Slice(headers) => SourceIter::Slice(headers.iter()),
-            Self::Parsed { head } => SourceIter::Parsed {
+            Self::Slice(headers, _) => SourceIter::Slice(headers.iter()),
+            Self::Parsed(head, _) => SourceIter::Parsed {
                 lines: header_lines(head),
             },
+        }
+    }
+
+    const fn names(self) -> Names {
+        match self {
+            Self::Slice(_, names) | Self::Parsed(_, names) => names,
         }
     }
 }
@@ -125,10 +204,8 @@ pub struct Tokens<'a> {
 #[derive(Clone, Copy)]
 enum TokensRepr<'a> {
     List(&'a [&'a str]),
-    Field {
-        source: Source<'a>,
-        name: &'static str,
-    },
+    /// The elements of the headers of these names.
+    Field(Field<'a>),
 }
 
 impl<'a> Tokens<'a> {
@@ -154,10 +231,10 @@ impl<'a> Tokens<'a> {
         }
     }
 
-    /// The comma-separated elements of every header called `name`.
-    pub(crate) const fn field(source: Source<'a>, name: &'static str) -> Self {
+    /// The comma-separated elements of every header of these `names`.
+    pub(crate) const fn field(source: Source<'a>, names: Names) -> Self {
         Self {
-            repr: TokensRepr::Field { source, name },
+            repr: TokensRepr::Field(Field::new(source, names)),
         }
     }
 
@@ -172,9 +249,9 @@ impl<'a> Tokens<'a> {
         TokensIter {
             repr: match self.repr {
                 TokensRepr::List(list) => TokensIterRepr::List(list.iter()),
-                TokensRepr::Field { source, name } => TokensIterRepr::Field {
-                    headers: source.iter(),
-                    name,
+                TokensRepr::Field(field) => TokensIterRepr::Field {
+                    headers: field.headers(),
+                    names: field.names(),
                     current: list(""),
                 },
             },
@@ -305,7 +382,7 @@ enum TokensIterRepr<'a> {
     List(slice::Iter<'a, &'a str>),
     Field {
         headers: SourceIter<'a>,
-        name: &'static str,
+        names: Names,
         current: List<'a>,
     },
 }
@@ -318,13 +395,13 @@ impl<'a> Iterator for TokensIter<'a> {
             TokensIterRepr::List(list) => list.next().copied(),
             TokensIterRepr::Field {
                 headers,
-                name,
+                names,
                 current,
             } => loop {
                 if let Some(token) = current.next() {
                     return Some(token);
                 }
-                let header = headers.find(|h| h.name.eq_ignore_ascii_case(name))?;
+                let header = headers.find(|h| names.contain(h.name))?;
                 // Values were checked to be UTF-8 when the head was accepted;
                 // anything else is skipped rather than trusted.
                 *current = list(core::str::from_utf8(header.value).unwrap_or(""));
@@ -350,8 +427,8 @@ impl<'a> Iterator for TokensIter<'a> {
 /// ```
 #[derive(Clone, Copy)]
 pub struct Headers<'a> {
-    source: Source<'a>,
-    except: &'static [&'static str],
+    /// The headers of the source without those of these names.
+    except: Field<'a>,
 }
 
 impl<'a> Headers<'a> {
@@ -374,14 +451,15 @@ impl<'a> Headers<'a> {
     #[must_use]
     pub const fn new(headers: &'a [Header<'a>]) -> Self {
         Self {
-            source: Source::Slice(headers),
-            except: &[],
+            except: Field::Slice(headers, Names::Nothing),
         }
     }
 
-    /// The headers of `source` not named in `except` (lowercase names).
-    pub(crate) const fn except(source: Source<'a>, except: &'static [&'static str]) -> Self {
-        Self { source, except }
+    /// The headers of `source` not named in `except`.
+    pub(crate) const fn except(source: Source<'a>, except: Names) -> Self {
+        Self {
+            except: Field::new(source, except),
+        }
     }
 
     /// The headers, in order.
@@ -395,8 +473,8 @@ impl<'a> Headers<'a> {
     /// ```
     pub fn iter(&self) -> HeadersIter<'a> {
         HeadersIter {
-            inner: self.source.iter(),
-            except: self.except,
+            inner: self.except.headers(),
+            except: self.except.names(),
         }
     }
 
@@ -519,7 +597,7 @@ impl<'a> IntoIterator for &Headers<'a> {
 #[derive(Clone, Debug)]
 pub struct HeadersIter<'a> {
     inner: SourceIter<'a>,
-    except: &'static [&'static str],
+    except: Names,
 }
 
 impl<'a> Iterator for HeadersIter<'a> {
@@ -527,10 +605,16 @@ impl<'a> Iterator for HeadersIter<'a> {
 
     fn next(&mut self) -> Option<Header<'a>> {
         let except = self.except;
-        self.inner
-            .find(|h| !except.iter().any(|e| h.name.eq_ignore_ascii_case(e)))
+        self.inner.find(|h| !except.contain(h.name))
     }
 }
+
+// A list is one slice and two bytes: the tag and the names.
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    assert!(core::mem::size_of::<Tokens<'_>>() <= 24);
+    assert!(core::mem::size_of::<Headers<'_>>() <= 24);
+};
 
 #[cfg(test)]
 mod tests {
@@ -572,25 +656,53 @@ mod tests {
         let head = b"GET / HTTP/1.1\r\nX: 1\r\nsec-websocket-protocol: a, b\r\n\
                      Y: 2\r\nSec-WebSocket-Protocol: ,c\r\n\r\n";
         let source = parsed(head);
-        let tokens = Tokens::field(source, "sec-websocket-protocol");
+        let tokens = Tokens::field(source, Names::Protocols);
         assert_eq!(tokens, Tokens::new(&["a", "b", "c"]));
         assert_eq!(tokens.len(), 3);
         assert_eq!(tokens.select(&["z", "c", "a"]), Some("c"));
-        let extra = Headers::except(source, &["sec-websocket-protocol"]);
+        let extra = Headers::except(source, Names::RequestFields);
         assert_eq!(
             extra,
             Headers::new(&[Header::new("X", b"1"), Header::new("Y", b"2")])
         );
         assert_eq!(extra.get("y"), Some(&b"2"[..]));
-        assert!(Tokens::field(source, "none").is_empty());
+        assert!(Tokens::field(source, Names::Extensions).is_empty());
+    }
+
+    #[test]
+    fn names_select_their_ranges() {
+        let cases: [(Names, &[&str]); 5] = [
+            (Names::Nothing, &[]),
+            (Names::Protocols, &["sec-websocket-protocol"]),
+            (Names::Extensions, &["sec-websocket-extensions"]),
+            (
+                Names::RequestFields,
+                &["host", "sec-websocket-protocol", "sec-websocket-extensions"],
+            ),
+            (
+                Names::ResponseFields,
+                &[
+                    "sec-websocket-protocol",
+                    "sec-websocket-extensions",
+                    "connection",
+                    "upgrade",
+                    "sec-websocket-accept",
+                ],
+            ),
+        ];
+        for (names, list) in cases {
+            assert_eq!(names.list(), list, "{names:?}");
+            assert!(list.iter().all(|n| names.contain(&n.to_ascii_uppercase())));
+            assert!(!names.contain("origin"));
+        }
     }
 
     #[test]
     fn other_bytes_than_a_head_do_not_panic() {
         for head in [&b"GET"[..], b"", b"\n", b"x\nno colon\n:\n\xff: v\n\n"] {
-            let _ = Headers::except(parsed(head), &[]).iter().count();
+            let _ = Headers::except(parsed(head), Names::Nothing).iter().count();
         }
-        assert!(Headers::except(parsed(b"GET"), &[]).is_empty());
+        assert!(Headers::except(parsed(b"GET"), Names::Nothing).is_empty());
     }
 }
 

@@ -558,3 +558,12 @@ fn text_event<'b>(data: &'b str, chunk: &Chunk) -> Event<'b> {
         message_finished: chunk.message_finished,
     })
 }
+
+// The result of a receive call: `Ok(None)` and the error share the niche of
+// the event (checked on 64-bit targets).
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    type Outcome<'b> = Result<Option<Event<'b>>, RemoteProtocolError>;
+    assert!(core::mem::size_of::<Outcome<'_>>() <= core::mem::size_of::<Event<'_>>());
+    assert!(core::mem::size_of::<Received<'_>>() <= 136);
+};

@@ -15,18 +15,8 @@ use super::{
 use crate::error::{BufferTooSmall, LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{AcceptConnection, Event, RejectConnection, Request};
 use crate::extension::{is_token, parse_extensions};
-use crate::fields::{Headers, Source, Tokens};
+use crate::fields::{Headers, Names, Source, Tokens};
 use crate::list::list;
-
-/// The response headers an [`AcceptConnection`] reports in its own fields
-/// or checks away, rather than in `extra_headers` (as in the Python library).
-const RESPONSE_FIELDS: &[&str] = &[
-    "connection",
-    "upgrade",
-    "sec-websocket-accept",
-    "sec-websocket-protocol",
-    "sec-websocket-extensions",
-];
 
 impl<S: Side, E: ExtensionSet> Handshake<S, E> {
     /// Client: write the upgrade request with a fresh nonce.
@@ -168,8 +158,8 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
         let this: &'a Self = self;
         let accept = AcceptConnection {
             subprotocol: this.negotiated.subprotocol(),
-            extensions: Tokens::field(source, "sec-websocket-extensions"),
-            extra_headers: Headers::except(source, RESPONSE_FIELDS),
+            extensions: Tokens::field(source, Names::Extensions),
+            extra_headers: Headers::except(source, Names::ResponseFields),
         };
         Received {
             consumed: head_len,
@@ -195,7 +185,7 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
         let source = Source::Parsed { head };
         let reject = RejectConnection {
             status_code: status,
-            headers: Headers::except(source, &[]),
+            headers: Headers::except(source, Names::Nothing),
             has_body: body.is_some(),
         };
         Received {
@@ -243,7 +233,7 @@ fn check_response<E: ExtensionSet + ?Sized>(
         }
     };
     // Element by element: each is a list of one for the parser.
-    let answers = Tokens::field(source, "sec-websocket-extensions");
+    let answers = Tokens::field(source, Names::Extensions);
     let raw_offers = negotiated.raw_offers();
     finalize_extensions(answers, extensions, |name| {
         list(raw_offers).any(|offered| offered == name)

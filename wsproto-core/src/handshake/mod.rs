@@ -137,7 +137,7 @@ use self::body::{BodyDecoder, BodyEncoder, BodyLimits};
 use crate::connection::{Config, Connection, ConnectionState, Role};
 use crate::error::{LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{Event, RejectData};
-use crate::fields::Source;
+use crate::fields::{Names, Source};
 use crate::random::{NoRandom, RandomSource};
 
 /// The result of one call to [`Handshake::receive`].
@@ -970,7 +970,7 @@ impl<S: Side, E: ExtensionSet> Handshake<S, E> {
     /// ```
     #[must_use]
     pub fn received_headers<'b>(&'b self, head: &'b [u8]) -> Headers<'b> {
-        Headers::except(Source::Parsed { head }, &[])
+        Headers::except(Source::Parsed { head }, Names::Nothing)
     }
 
     /// Hand over to the post-handshake [`Connection`], once the handshake

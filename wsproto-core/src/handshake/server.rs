@@ -14,12 +14,8 @@ use super::{
 use crate::error::{LocalProtocolError, RemoteProtocolError, SendError};
 use crate::event::{AcceptConnection, Event, Header, RejectConnection, RejectData, Request};
 use crate::extension::is_extension_list;
-use crate::fields::{Headers, Source, Tokens};
+use crate::fields::{Headers, Names, Source, Tokens};
 use crate::list::trim_ows;
-
-/// The request headers a [`Request`] reports in its own fields rather than
-/// in `extra_headers` (as in the Python library).
-const REQUEST_FIELDS: &[&str] = &["host", "sec-websocket-protocol", "sec-websocket-extensions"];
 
 impl<S: Side, E: ExtensionSet> Handshake<S, E> {
     /// Server: parse and check the request head at the front of `buf`.
@@ -315,9 +311,9 @@ fn request_event<'a>(source: Source<'a>, target: &'a str, host: &'a str) -> Requ
     Request {
         host,
         target,
-        subprotocols: Tokens::field(source, "sec-websocket-protocol"),
-        extensions: Tokens::field(source, "sec-websocket-extensions"),
-        extra_headers: Headers::except(source, REQUEST_FIELDS),
+        subprotocols: Tokens::field(source, Names::Protocols),
+        extensions: Tokens::field(source, Names::Extensions),
+        extra_headers: Headers::except(source, Names::RequestFields),
     }
 }
 
@@ -368,7 +364,7 @@ fn check_request<'a, E: ExtensionSet + ?Sized>(
     negotiated.accept = Some(generate_accept_token(scan.key));
     negotiated.names.clear();
     negotiated.chosen = None;
-    for protocol in Tokens::field(source, "sec-websocket-protocol") {
+    for protocol in Tokens::field(source, Names::Protocols) {
         if !push_name(&mut negotiated.names, 0, protocol) {
             return Err(RemoteProtocolError::reject(
                 431,
@@ -383,7 +379,7 @@ fn check_request<'a, E: ExtensionSet + ?Sized>(
     // above), so there is nothing to negotiate.
     if !extensions.is_empty() {
         // Element by element: each is a list of one for the parser.
-        let offers = Tokens::field(source, "sec-websocket-extensions");
+        let offers = Tokens::field(source, Names::Extensions);
         server_extensions_handshake(offers, extensions, accepted)?;
     }
     Ok(scan.host)
