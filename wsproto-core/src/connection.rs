@@ -424,9 +424,70 @@ impl<R: RandomSource> Connection<R> {
         message_finished: bool,
         out: &mut [u8],
     ) -> Result<FrameStart, SendError> {
+        #[cfg(target_pointer_width = "64")]
+        if let Some(start) =
+            self.inner
+                .send_short_header(&mut self.rng, kind, payload_len, message_finished, out)
+        {
+            return start;
+        }
         self.inner
             .send_header(&mut self.rng, kind, payload_len, message_finished, out)
     }
+}
+
+/// The header length of a frame of at most 64 KiB of payload (a 7- or 16-bit
+/// length), `None` above.
+#[cfg(target_pointer_width = "64")]
+#[inline(always)]
+fn short_header_len(len: usize, masked: bool) -> Option<usize> {
+    let len_bytes = match len {
+        0..=125 => 0,
+        126..=0xFFFF => 2,
+        _ => return None,
+    };
+    Some(2 + len_bytes + if masked { 4 } else { 0 })
+}
+
+/// Write the header of a frame of `len` bytes (at most 64 KiB) into `head`,
+/// which is [`short_header_len`] bytes long, with `first` as its first byte
+/// and, if `masked`, a key drawn from `rng`; returns the key.
+#[cfg(target_pointer_width = "64")]
+#[inline(always)]
+fn write_short_header<R: RandomSource + ?Sized>(
+    rng: &mut R,
+    head: &mut [u8],
+    first: u8,
+    len: usize,
+    masked: bool,
+) -> Option<[u8; 4]> {
+    // The key is drawn into a local: with the source inlined it stays in a
+    // register, where reading it back from the frame would wait for the
+    // source's byte stores to land.
+    let key = match head.last_chunk_mut::<4>() {
+        Some(wire_key) if masked => {
+            let mut key = [0; 4];
+            rng.fill(&mut key);
+            *wire_key = key;
+            Some(key)
+        }
+        _ => None,
+    };
+    if let [b0, b1, rest @ ..] = head {
+        *b0 = first;
+        if len <= 125 {
+            *b1 = len as u8;
+        } else {
+            *b1 = 126;
+            if let [hi, lo, ..] = rest {
+                [*hi, *lo] = (len as u16).to_be_bytes();
+            }
+        }
+        if masked {
+            *b1 |= 0x80;
+        }
+    }
+    key
 }
 
 impl Inner {
@@ -633,37 +694,14 @@ impl Inner {
             return None;
         }
         let len = data.len();
-        let (len_bytes, second) = match len {
-            0..=125 => (0, len as u8),
-            126..=0xFFFF => (2, 126),
-            _ => return None,
-        };
         let masked = self.role == Role::Client;
-        let header_len = 2 + len_bytes + if masked { 4 } else { 0 };
+        let header_len = short_header_len(len, masked)?;
         let required = header_len + len;
         let Some(frame) = out.get_mut(..required) else {
             return Some(Err(BufferTooSmall { required }.into()));
         };
         let (head, body) = frame.split_at_mut(header_len);
-        // The key is drawn into a local: with the source inlined it stays
-        // in a register, where reading it back from the frame would wait
-        // for the source's byte stores to land.
-        let key = match head.last_chunk_mut::<4>() {
-            Some(wire_key) if masked => {
-                let mut key = [0; 4];
-                rng.fill(&mut key);
-                *wire_key = key;
-                Some(key)
-            }
-            _ => None,
-        };
-        if let [b0, b1, rest @ ..] = head {
-            *b0 = first;
-            *b1 = second | if masked { 0x80 } else { 0 };
-            if let (2, [hi, lo, ..]) = (len_bytes, rest) {
-                [*hi, *lo] = (len as u16).to_be_bytes();
-            }
-        }
+        let key = write_short_header(rng, head, first, len, masked);
         match key {
             Some(key) if len <= SHORT_MESSAGE => copy_masked_short(body, data, key),
             Some(key) => copy_masked(body, data, key, 0),
@@ -671,6 +709,41 @@ impl Inner {
         }
         self.tx_compressed = false;
         Some(Ok(required))
+    }
+
+    /// [`send_header`](Self::send_header) in one step for the first frame
+    /// of a message of at most 64 KiB (64-bit targets); `None` for anything
+    /// else, with nothing changed.
+    #[cfg(target_pointer_width = "64")]
+    #[inline(always)]
+    fn send_short_header<R: RandomSource + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        kind: MessageKind,
+        payload_len: usize,
+        message_finished: bool,
+        out: &mut [u8],
+    ) -> Option<Result<FrameStart, SendError>> {
+        if self.state != ConnectionState::Open || self.tx_message.is_some() {
+            return None;
+        }
+        let masked = self.role == Role::Client;
+        let header_len = short_header_len(payload_len, masked)?;
+        let Some(head) = out.get_mut(..header_len) else {
+            return Some(Err(BufferTooSmall {
+                required: header_len,
+            }
+            .into()));
+        };
+        let opcode = match kind {
+            MessageKind::Text => 0x1,
+            MessageKind::Binary => 0x2,
+        };
+        let first = opcode | if message_finished { 0x80 } else { 0 };
+        let mask = write_short_header(rng, head, first, payload_len, masked);
+        self.tx_message = if message_finished { None } else { Some(kind) };
+        self.tx_compressed = false;
+        Some(Ok(FrameStart { header_len, mask }))
     }
 
     fn send_header(

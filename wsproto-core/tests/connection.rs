@@ -3,6 +3,7 @@
 mod common;
 
 use common::{counter_rng, feed, frame, merge, Ev};
+use wsproto_core::connection::MessageKind;
 use wsproto_core::event::{BytesMessage, CloseConnection, Event, Ping, Pong, TextMessage};
 use wsproto_core::{
     CloseCode, Config, Connection, ConnectionState, Needed, SendError, MIN_RECEIVE_BUFFER,
@@ -914,6 +915,72 @@ fn whole_messages_are_sent_as_the_encoder_frames_them() {
                     assert_eq!(&out[n..], &[0xEE; 3]);
                     assert_eq!(conn.state(), ConnectionState::Open);
                 }
+            }
+        }
+    }
+}
+
+/// `send_header` writes the header the frame encoder gives, at every length
+/// class, for both roles, for a message's first frame and its continuation;
+/// a short buffer is refused with the size needed, draws no key and changes
+/// nothing.
+#[test]
+fn headers_are_sent_as_the_encoder_frames_them() {
+    for len in [
+        0, 1, 15, 16, 17, 125, 126, 127, 1000, 65_535, 65_536, 70_000,
+    ] {
+        let payload = vec![0u8; len];
+        for client in [true, false] {
+            for kind in [MessageKind::Binary, MessageKind::Text] {
+                let mut conn = if client {
+                    Connection::client(Config::default(), counter_rng())
+                } else {
+                    Connection::new(wsproto_core::Role::Server, Config::default(), counter_rng())
+                };
+                let mut keys = counter_rng();
+                let mut next_key = || {
+                    client.then(|| {
+                        let mut key = [0u8; 4];
+                        keys(&mut key);
+                        key
+                    })
+                };
+                let opcode = if kind == MessageKind::Binary { 2 } else { 1 };
+                let mut out = [0xEEu8; 17];
+                // The first frame, refused once for want of room.
+                let key = next_key();
+                let expected = frame(false, 0, opcode, key, &payload);
+                let header_len = expected.len() - len;
+                let err = conn.send_header(kind, len, false, &mut out[..header_len - 1]);
+                assert!(
+                    matches!(err, Err(SendError::BufferTooSmall(b)) if b.required == header_len),
+                    "{err:?}"
+                );
+                let start = conn.send_header(kind, len, false, &mut out).unwrap();
+                assert_eq!(start.header_len, header_len, "len {len}");
+                assert_eq!(start.mask, key);
+                assert_eq!(out[..header_len], expected[..header_len], "len {len}");
+                assert_eq!(out[header_len..], [0xEE; 17][header_len..]);
+                // Another kind may not start while this message is open.
+                let other = if kind == MessageKind::Binary {
+                    MessageKind::Text
+                } else {
+                    MessageKind::Binary
+                };
+                assert!(conn.send_header(other, len, true, &mut out).is_err());
+                // The continuation that finishes it.
+                let key = next_key();
+                let expected = frame(true, 0, 0, key, &payload);
+                let start = conn.send_header(kind, len, true, &mut out).unwrap();
+                assert_eq!(start.mask, key);
+                assert_eq!(out[..start.header_len], expected[..expected.len() - len]);
+                // A new message of the other kind may start now.
+                let key = next_key();
+                let other_opcode = if opcode == 2 { 1 } else { 2 };
+                let expected = frame(true, 0, other_opcode, key, &payload);
+                let start = conn.send_header(other, len, true, &mut out).unwrap();
+                assert_eq!(out[..start.header_len], expected[..expected.len() - len]);
+                assert_eq!(conn.state(), ConnectionState::Open);
             }
         }
     }
