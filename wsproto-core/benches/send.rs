@@ -54,7 +54,9 @@ use wsproto_core::frame::mask::apply_mask;
 use wsproto_core::{Config, Connection};
 
 mod common;
-use common::{binary_payload, median_since, size_label, text_payload, Kind, ThreadCpuTime};
+use common::{
+    binary_payload, median_since, size_label, text_payload, Kind, ThreadCpuTime, WARM_UP,
+};
 
 /// `len` bytes starting on a 4096-byte boundary.
 struct PageAligned {
@@ -487,13 +489,8 @@ fn send<M: Measurement<Value = Duration>>(c: &mut Criterion<M>) {
     group.finish();
 }
 
-/// How long every copying path runs, untimed, before the first measurement.
-const WARM_UP: Duration = Duration::from_secs(3);
-
 /// Run every copying path of every workload in turn until `time` has passed,
-/// untimed: on a machine that was idle, the rows measured first in a run
-/// were slower for every library, so their
-/// ratios depended on the order of the run.
+/// untimed (see [`WARM_UP`]).
 fn warm_up(senders: &[Senders<'_>], time: Duration) {
     let largest = senders.iter().map(|s| s.payload.len()).max().unwrap_or(0);
     let mut out = vec![0u8; largest + MAX_HEADER];

@@ -1,12 +1,20 @@
-//! What the receive and send benchmarks share: their payloads, the
-//! per-thread CPU clock, a timer for work after an untimed setup, page-aligned
-//! buffers, a cheap key source, and criterion's medians read back for the
+//! What the benchmarks share: their payloads and workload kinds, the
+//! per-thread CPU clock, a timer for work after an untimed setup, the
+//! warm-up before the first row, and criterion's medians read back for the
 //! tables of ratios printed after a run.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+
+/// How long the receive and send benchmarks run every library on every
+/// workload, untimed, before the first measurement: on a machine that was
+/// idle, the rows measured first in a run were slower for every library
+/// (in the send benchmark, 16 B frames at 58.6 M frames/s in the first row
+/// against 77.7 M in a later row taking the same code), so their ratios
+/// depended on the order of the run.
+pub(crate) const WARM_UP: Duration = Duration::from_secs(3);
 
 /// Text that is mostly not ASCII: 73 of its 119 bytes (61%) are in two-,
 /// three- and four-byte sequences (21, 9 and 1 characters), against 46 ASCII
