@@ -324,7 +324,12 @@ pub mod kernels {
     any(target_feature = "avx2", feature = "std")
 ))]
 mod x86 {
-    use core::arch::x86_64::{__m256i, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_xor_si256};
+    use core::arch::x86_64::{
+        __m256i, _mm256_alignr_epi8, _mm256_and_si256, _mm256_cmpgt_epi8, _mm256_loadu_si256,
+        _mm256_movemask_epi8, _mm256_or_si256, _mm256_permute2x128_si256, _mm256_set1_epi32,
+        _mm256_set1_epi8, _mm256_setzero_si256, _mm256_shuffle_epi8, _mm256_srli_epi16,
+        _mm256_storeu_si256, _mm256_subs_epu8, _mm256_testz_si256, _mm256_xor_si256,
+    };
 
     use super::{apply_mask_words, copy_masked_words, rotate_key};
 
@@ -337,7 +342,7 @@ mod x86 {
 
     /// Whether the running CPU has AVX2.
     #[inline]
-    pub(super) fn has_avx2() -> bool {
+    pub(crate) fn has_avx2() -> bool {
         #[cfg(target_feature = "avx2")]
         {
             true
@@ -474,6 +479,280 @@ mod x86 {
             key,
             0,
         );
+    }
+
+    /// The fused kernel leaves inputs shorter than this to the caller.
+    pub(crate) const UTF8_MIN_LEN: usize = 128;
+
+    /// Unmask `buf[from..]` with `key` (when the frame is masked; byte `i`
+    /// of it is at payload position `offset + i`) and validate `buf` as
+    /// UTF-8 in the same pass, 32 bytes at a time, from the front to at
+    /// least 32 bytes before the end.
+    ///
+    /// `buf[..from]` must be unmasked already and `buf` must start a code
+    /// point. Returns how far it went, `n`, a multiple of 32: `buf[..n]` is
+    /// unmasked, and every byte of it is where UTF-8 allows after the bytes
+    /// before it, though the last code point may be unfinished (or, in its
+    /// last three bytes, a byte that no UTF-8 has, which only the next byte
+    /// reveals). `Some(0)` when it did nothing: no AVX2, `from` 32 or more,
+    /// or `buf` shorter than [`UTF8_MIN_LEN`]. `None` when `buf` is not
+    /// UTF-8.
+    pub(crate) fn avx2_unmask_utf8(
+        buf: &mut [u8],
+        from: usize,
+        key: Option<[u8; 4]>,
+        offset: usize,
+    ) -> Option<usize> {
+        if from >= 32 || buf.len() < UTF8_MIN_LEN || !has_avx2() {
+            return Some(0);
+        }
+        debug_assert!(has_avx2());
+        // SAFETY: `has_avx2()` was checked above, and AVX2 is the only
+        // requirement of `avx2_unmask_utf8_unchecked`.
+        unsafe { avx2_unmask_utf8_unchecked(buf, from, key, offset) }
+    }
+
+    /// The error classes of a byte and the byte before it, one bit each:
+    /// (bit, high nibbles of the byte before, its low nibbles, high nibbles
+    /// of the byte), each as a set of nibble values. A pair is an error
+    /// when all three of its nibbles are in the sets of one class; the
+    /// three lookup tables below are the unions of these sets per nibble,
+    /// so that AND-ing the three lookups leaves exactly the bits of the
+    /// classes the pair is in (Keiser and Lemire, "Validating UTF-8 in less
+    /// than one instruction per byte", 2021). Bit 0x80, a continuation byte
+    /// after a continuation byte, is an error unless the byte two or three
+    /// back starts a three- or four-byte code point, which the kernel
+    /// checks apart.
+    const CLASSES: [(u8, u16, u16, u16); 9] = [
+        // A lead byte, then no continuation byte.
+        (
+            0x01,
+            nibbles(0xC, 0xF),
+            ALL,
+            nibbles(0x0, 0x7) | nibbles(0xC, 0xF),
+        ),
+        // An ASCII byte, then a continuation byte.
+        (0x02, nibbles(0x0, 0x7), ALL, nibbles(0x8, 0xB)),
+        // E0 80..9F: an overlong three-byte form.
+        (
+            0x04,
+            nibbles(0xE, 0xE),
+            nibbles(0x0, 0x0),
+            nibbles(0x8, 0x9),
+        ),
+        // F4 90..BF and F5..FF 90..BF: above U+10FFFF.
+        (
+            0x08,
+            nibbles(0xF, 0xF),
+            nibbles(0x4, 0xF),
+            nibbles(0x9, 0xB),
+        ),
+        // ED A0..BF: a surrogate.
+        (
+            0x10,
+            nibbles(0xE, 0xE),
+            nibbles(0xD, 0xD),
+            nibbles(0xA, 0xB),
+        ),
+        // C0 or C1, then a continuation byte: an overlong two-byte form.
+        (
+            0x20,
+            nibbles(0xC, 0xC),
+            nibbles(0x0, 0x1),
+            nibbles(0x8, 0xB),
+        ),
+        // F0 80..8F: an overlong four-byte form.
+        (
+            0x40,
+            nibbles(0xF, 0xF),
+            nibbles(0x0, 0x0),
+            nibbles(0x8, 0x8),
+        ),
+        // F5..FF 80..8F: above U+10FFFF (the same bit: same other sets).
+        (
+            0x40,
+            nibbles(0xF, 0xF),
+            nibbles(0x5, 0xF),
+            nibbles(0x8, 0x8),
+        ),
+        // A continuation byte after a continuation byte.
+        (0x80, nibbles(0x8, 0xB), ALL, nibbles(0x8, 0xB)),
+    ];
+
+    const ALL: u16 = 0xFFFF;
+
+    /// The nibble values `low..=high` as a set.
+    const fn nibbles(low: u8, high: u8) -> u16 {
+        let mut set = 0;
+        let mut n = low;
+        while n <= high {
+            set |= 1 << n;
+            n += 1;
+        }
+        set
+    }
+
+    /// The lookup table of one of the three nibbles (`which`: 0 for the
+    /// high nibble of the byte before, 1 for its low nibble, 2 for the high
+    /// nibble of the byte), in both 128-bit lanes.
+    const fn class_table(which: usize) -> [u8; 32] {
+        let mut table = [0u8; 32];
+        let mut i = 0;
+        while i < CLASSES.len() {
+            let (bit, a, b, c) = CLASSES[i];
+            let set = match which {
+                0 => a,
+                1 => b,
+                _ => c,
+            };
+            let mut n = 0;
+            while n < 16 {
+                if set & (1 << n) != 0 {
+                    table[n] |= bit;
+                    table[n + 16] |= bit;
+                }
+                n += 1;
+            }
+            i += 1;
+        }
+        table
+    }
+
+    static BEFORE_HIGH: [u8; 32] = class_table(0);
+    static BEFORE_LOW: [u8; 32] = class_table(1);
+    static BYTE_HIGH: [u8; 32] = class_table(2);
+
+    /// Subtracted (saturating) from the last vector before an ASCII one:
+    /// anything left means a code point that the ASCII bytes cut short (a
+    /// lead byte in the last byte, a three- or four-byte lead in the one
+    /// before, a four-byte lead in the one before that).
+    static UNFINISHED: [u8; 32] = {
+        let mut max = [0xFF; 32];
+        max[29] = 0xF0 - 1;
+        max[30] = 0xE0 - 1;
+        max[31] = 0xC0 - 1;
+        max
+    };
+
+    /// Lane indices 0 to 31.
+    static LANES: [u8; 32] = {
+        let mut lanes = [0u8; 32];
+        let mut i = 0;
+        while i < 32 {
+            lanes[i] = i as u8;
+            i += 1;
+        }
+        lanes
+    };
+
+    /// Load one of the tables above.
+    #[target_feature(enable = "avx2")]
+    fn load_table(table: &[u8; 32]) -> __m256i {
+        // SAFETY: `table` is 32 readable bytes; `_mm256_loadu_si256`
+        // accepts any alignment; AVX2 is enabled for this function.
+        unsafe { _mm256_loadu_si256(table.as_ptr().cast::<__m256i>()) }
+    }
+
+    /// The error bits of the 32 bytes of `input`, given the 32 bytes before
+    /// them, `prev`: nonzero where a byte cannot follow the bytes before it.
+    #[target_feature(enable = "avx2")]
+    fn utf8_errors(input: __m256i, prev: __m256i, tables: &[__m256i; 3]) -> __m256i {
+        // The bytes one, two and three places back: the high lane of
+        // `prev` and the low lane of `input`, shifted into place lane by
+        // lane.
+        let joint = _mm256_permute2x128_si256::<0x21>(prev, input);
+        let prev1 = _mm256_alignr_epi8::<15>(input, joint);
+        let prev2 = _mm256_alignr_epi8::<14>(input, joint);
+        let prev3 = _mm256_alignr_epi8::<13>(input, joint);
+        let low = _mm256_set1_epi8(0x0F);
+        let high_nibbles = |v: __m256i| _mm256_and_si256(_mm256_srli_epi16::<4>(v), low);
+        let special = _mm256_and_si256(
+            _mm256_and_si256(
+                _mm256_shuffle_epi8(tables[0], high_nibbles(prev1)),
+                _mm256_shuffle_epi8(tables[1], _mm256_and_si256(prev1, low)),
+            ),
+            _mm256_shuffle_epi8(tables[2], high_nibbles(input)),
+        );
+        // Bit 0x80 where the byte two back is E0 or above, or the byte
+        // three back F0 or above: this byte must continue a code point.
+        let third = _mm256_subs_epu8(prev2, _mm256_set1_epi8((0xE0 - 0x80) as i8));
+        let fourth = _mm256_subs_epu8(prev3, _mm256_set1_epi8((0xF0 - 0x80) as i8));
+        let must_continue = _mm256_and_si256(
+            _mm256_or_si256(third, fourth),
+            _mm256_set1_epi8(0x80u8 as i8),
+        );
+        _mm256_xor_si256(must_continue, special)
+    }
+
+    /// # Safety
+    ///
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2_unmask_utf8_unchecked(
+        buf: &mut [u8],
+        from: usize,
+        key: Option<[u8; 4]>,
+        offset: usize,
+    ) -> Option<usize> {
+        let tables = [
+            load_table(&BEFORE_HIGH),
+            load_table(&BEFORE_LOW),
+            load_table(&BYTE_HIGH),
+        ];
+        let unfinished = load_table(&UNFINISHED);
+        // The key from byte 0 of `buf`, whose payload position is
+        // `offset - from`; zero where nothing is to be unmasked.
+        let (key, mut first) = match key {
+            Some(key) => {
+                let word = u32::from_ne_bytes(rotate_key(key, offset.wrapping_sub(from)));
+                let key = _mm256_set1_epi32(word as i32);
+                // Lanes `from..32` of the first vector are masked; `from`
+                // is below 32.
+                let masked =
+                    _mm256_cmpgt_epi8(load_table(&LANES), _mm256_set1_epi8(from as i8 - 1));
+                (key, _mm256_and_si256(key, masked))
+            }
+            None => (_mm256_setzero_si256(), _mm256_setzero_si256()),
+        };
+        let unmask = key_is_set(key);
+        let mut prev = _mm256_setzero_si256();
+        let mut errors = _mm256_setzero_si256();
+        // Whole pairs of vectors, leaving at least one vector's worth.
+        let pairs = buf.len().saturating_sub(32) / 64;
+        for pair in buf.chunks_exact_mut(64).take(pairs) {
+            debug_assert_eq!(pair.len(), 64);
+            let p = pair.as_mut_ptr().cast::<__m256i>();
+            // SAFETY: `chunks_exact_mut(64)` yields exactly 64 bytes, so the
+            // two vectors at `p` and `p + 1` lie inside `pair`, borrowed
+            // mutably here; the unaligned intrinsics accept any alignment;
+            // the caller guarantees AVX2.
+            let (mut a, mut b) = unsafe { (_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1))) };
+            if unmask {
+                a = _mm256_xor_si256(a, first);
+                b = _mm256_xor_si256(b, key);
+                first = key;
+                // SAFETY: as for the loads above.
+                unsafe {
+                    _mm256_storeu_si256(p, a);
+                    _mm256_storeu_si256(p.add(1), b);
+                }
+            }
+            let found = if _mm256_movemask_epi8(_mm256_or_si256(a, b)) == 0 {
+                // ASCII: only a code point left unfinished before it.
+                _mm256_subs_epu8(prev, unfinished)
+            } else {
+                _mm256_or_si256(utf8_errors(a, prev, &tables), utf8_errors(b, a, &tables))
+            };
+            errors = _mm256_or_si256(errors, found);
+            prev = b;
+        }
+        (_mm256_testz_si256(errors, errors) == 1).then_some(pairs * 64)
+    }
+
+    /// Whether a key vector is nonzero (a zero key leaves bytes as they are).
+    #[target_feature(enable = "avx2")]
+    fn key_is_set(key: __m256i) -> bool {
+        _mm256_testz_si256(key, key) == 0
     }
 }
 

@@ -37,6 +37,16 @@ pub(crate) fn unmask_utf8(
     // `chunk[..valid]` is valid UTF-8; `chunk[masked..]` is still masked.
     let mut valid = 0;
     let mut masked = from.min(len);
+    #[cfg(all(
+        target_arch = "x86_64",
+        not(wsproto_disable_simd),
+        not(miri),
+        any(target_feature = "avx2", feature = "std")
+    ))]
+    if let n @ 1.. = super::x86::avx2_unmask_utf8(chunk, from, key, offset)? {
+        valid = resume_after_kernel(chunk.get(..n)?);
+        masked = n;
+    }
     loop {
         let end = len.min(masked + BLOCK);
         if let Some(key) = key {
@@ -57,12 +67,36 @@ pub(crate) fn unmask_utf8(
     let chunk: &[u8] = chunk;
     let (text, tail) = chunk.split_at_checked(valid)?;
     // SAFETY: `text` is `chunk[..valid]`, the concatenation of the ranges
-    // `chunk[v..cut]` that the loop validated one after the other, each
-    // starting where the last ended (the first at 0) and each accepted by
-    // `is_utf8` as whole UTF-8; a concatenation of UTF-8 strings is UTF-8.
-    // Nothing writes to `chunk[..valid]` after its range is validated: the
-    // masking only ever touches `chunk[masked..]`, and `valid <= masked`.
+    // that were validated one after the other, each starting where the
+    // last ended (the first at 0): the kernel's, up to the last code point
+    // it can vouch for (`resume_after_kernel`), then the ranges
+    // `chunk[v..cut]` that the loop accepted by `is_utf8` as whole UTF-8; a
+    // concatenation of UTF-8 strings is UTF-8. Nothing writes to
+    // `chunk[..valid]` after its range is validated: the masking only ever
+    // touches `chunk[masked..]`, and `valid <= masked`.
     Some((unsafe { core::str::from_utf8_unchecked(text) }, tail))
+}
+
+/// Where validation goes on after the fused kernel accepted `done`: at the
+/// last of its last three bytes that is not a continuation byte, or at its
+/// end when all three are (the end of a four-byte code point).
+///
+/// The kernel checks every byte against the bytes before it, which makes
+/// everything before such a byte whole UTF-8; the byte itself may start a
+/// code point that `done` cuts off, or be one that no UTF-8 has (such as
+/// 0xFF), which only the byte after it would reveal.
+#[cfg(all(
+    target_arch = "x86_64",
+    not(wsproto_disable_simd),
+    not(miri),
+    any(target_feature = "avx2", feature = "std")
+))]
+fn resume_after_kernel(done: &[u8]) -> usize {
+    let len = done.len();
+    (len.saturating_sub(3)..len)
+        .rev()
+        .find(|&i| done.get(i).is_some_and(|&b| b & 0xC0 != 0x80))
+        .unwrap_or(len)
 }
 
 /// Unmask `chunk[from..]` with `key` (when the frame is masked; byte `i` of
@@ -96,7 +130,7 @@ pub(crate) fn unmask_utf8(
 #[cfg(target_pointer_width = "64")]
 #[inline]
 pub(crate) fn unmask_whole_utf8(payload: &mut [u8], key: Option<[u8; 4]>) -> Option<&str> {
-    if payload.len() > BLOCK {
+    if payload.len() > WHOLE_BY_BLOCKS {
         return match unmask_utf8(payload, 0, key, 0)? {
             (text, []) => Some(text),
             _ => None,
@@ -112,6 +146,26 @@ pub(crate) fn unmask_whole_utf8(payload: &mut [u8], key: Option<[u8; 4]>) -> Opt
     // SAFETY: `is_utf8` accepted all of `payload` as UTF-8.
     Some(unsafe { core::str::from_utf8_unchecked(payload) })
 }
+
+/// Whole payloads longer than this go through [`unmask_utf8`]: from the
+/// fused kernel's minimum where there is one, else above one block.
+#[cfg(all(
+    target_arch = "x86_64",
+    not(wsproto_disable_simd),
+    not(miri),
+    any(target_feature = "avx2", feature = "std")
+))]
+const WHOLE_BY_BLOCKS: usize = super::x86::UTF8_MIN_LEN - 1;
+#[cfg(all(
+    target_pointer_width = "64",
+    not(all(
+        target_arch = "x86_64",
+        not(wsproto_disable_simd),
+        not(miri),
+        any(target_feature = "avx2", feature = "std")
+    ))
+))]
+const WHOLE_BY_BLOCKS: usize = BLOCK;
 
 /// Whether `bytes` is UTF-8: short inputs through [`is_utf8_short`], long
 /// ones through `simdutf8`.
@@ -324,6 +378,114 @@ mod tests {
                         same(&[0x61, *a, b, c, d]);
                     }
                 }
+            }
+        }
+    }
+
+    /// Byte pairs and triples of range edges written over valid text at
+    /// every place where the fused kernel's vectors and their 128-bit
+    /// lanes meet, and near the end where it hands over: the same result
+    /// as the two-pass reference, carried bytes or not.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    #[cfg_attr(miri, ignore = "the kernel is not used under Miri")]
+    fn edge_bytes_across_vector_and_lane_joins() {
+        let sample = sample();
+        // Text with characters of every width, and ASCII, whose vectors
+        // take the kernel's ASCII path.
+        for text in [&sample[..200], &[b'a'; 200][..]] {
+            edge_bytes_over(text);
+        }
+    }
+
+    #[cfg(target_pointer_width = "64")]
+    fn edge_bytes_over(text: &[u8]) {
+        let key = [0x37, 0xfa, 0x21, 0x3d];
+        let mut places: std::vec::Vec<usize> = std::vec![0, 1, 2, 3];
+        for join in [16, 32, 48, 64, 96, 128, 160] {
+            places.extend(join - 4..join + 2);
+        }
+        places.extend(text.len() - 4..text.len());
+        for &at in &places {
+            for a in EDGES.iter().chain(&[0xFF, 0xF8]) {
+                for b in EDGES {
+                    for c in [None, Some(0x80), Some(0xBF), Some(0x41), Some(0xC3)] {
+                        let mut plain = text.to_vec();
+                        let bad: &[u8] = &[*a, b, c.unwrap_or(b'x')];
+                        let n = if c.is_some() { 3 } else { 2 };
+                        let end = (at + n).min(plain.len());
+                        plain[at..end].copy_from_slice(&bad[..end - at]);
+                        check(&plain, 0, key, 1);
+                        if at >= 2 {
+                            check(&plain, 2, key, 3);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The fused kernel itself (also under Miri, with AVX2 enabled at
+    /// compile time): how far it goes, what it unmasks, what it refuses.
+    #[test]
+    #[cfg(all(
+        target_arch = "x86_64",
+        not(wsproto_disable_simd),
+        any(target_feature = "avx2", feature = "std")
+    ))]
+    fn fused_kernel_goes_to_its_last_vector() {
+        use super::super::x86::avx2_unmask_utf8;
+        let text = sample();
+        let mut end = 170;
+        while core::str::from_utf8(&text[..end]).is_err() {
+            end -= 1;
+        }
+        let plain = &text[..end];
+        let key = [0x37, 0xfa, 0x21, 0x3d];
+        // Five whole vectors: the kernel takes four, leaving the last and
+        // the rest.
+        let n = (end / 32 - 1) * 32;
+        for from in [0, 3] {
+            let mut chunk = plain.to_vec();
+            apply_mask_bytewise(&mut chunk[from..], key, 1);
+            let done = avx2_unmask_utf8(&mut chunk, from, Some(key), 1);
+            if !super::super::x86::has_avx2() {
+                assert_eq!(done, Some(0));
+                return;
+            }
+            assert_eq!(done, Some(n));
+            assert_eq!(chunk[..n], plain[..n]);
+            assert_eq!(chunk[n..], {
+                let mut rest = plain[n..].to_vec();
+                apply_mask_bytewise(&mut rest, key, 1 + n - from);
+                rest
+            });
+        }
+        for at in [0, 15, 16, 31, 32, 100, n - 2] {
+            let mut chunk = plain.to_vec();
+            chunk[at] = 0xFF;
+            assert_eq!(avx2_unmask_utf8(&mut chunk, 0, None, 0), None, "at {at}");
+        }
+        // Too short, or too many carried bytes: nothing done.
+        let mut short = plain[..100].to_vec();
+        assert_eq!(avx2_unmask_utf8(&mut short, 0, None, 0), Some(0));
+        let mut chunk = plain.to_vec();
+        assert_eq!(avx2_unmask_utf8(&mut chunk, 32, Some(key), 0), Some(0));
+        assert_eq!(chunk, plain);
+    }
+
+    /// Valid text of every length around the kernel's minimum and vector
+    /// size, cut anywhere, with and without carried bytes.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn valid_text_of_every_length() {
+        let text = sample();
+        let key = [9, 8, 7, 6];
+        let lens = if cfg!(miri) { 120..136 } else { 0..400 };
+        for len in lens {
+            for from in [0, 1, 3] {
+                let plain = &text[..len];
+                check(plain, from.min(len), key, 2);
             }
         }
     }
