@@ -22,6 +22,14 @@ pub enum Ev {
 }
 
 fn push(events: &mut Vec<Ev>, event: &Event<'_>) {
+    // Text is validated by SIMD kernels chosen at run time: check what they
+    // accepted against `core`'s validator.
+    if let Event::TextMessage(m) = event {
+        assert!(
+            core::str::from_utf8(m.data.as_bytes()).is_ok(),
+            "a text event that is not UTF-8"
+        );
+    }
     let merged = match (events.last_mut(), event) {
         (Some(Ev::Text(acc, false)), Event::TextMessage(m)) => {
             acc.push_str(m.data);
