@@ -6,6 +6,10 @@
 //! L1 cache. A block boundary may split a code point: each block is
 //! validated up to the code point it cuts off, which is validated with the
 //! next block.
+//!
+//! On x86-64 with AVX2, a kernel of the mask module (`x86::avx2_unmask_utf8`)
+//! does both in the same loop, vector by vector, up to one vector before the
+//! end; the blocks finish from the last code point it saw.
 
 use super::apply_mask;
 use crate::utf8::incomplete_tail_start;
