@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
         let n = header.encode(&mut out).expect("a header fits 14 bytes");
         assert_eq!(n, used);
         assert_eq!(&out[..n], &data[..used]);
-        let _ = header.validate(data.len() % 2 == 0, wsproto_core::frame::RsvBits::RSV1);
+        let _ = header.validate(
+            data.len().is_multiple_of(2),
+            wsproto_core::frame::RsvBits::RSV1,
+        );
     }
     if data.len() >= 13 {
         let mut header = FrameHeader::new(

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsproto_core::event::Event;
+use wsproto_core::event::ConnectionEvent;
 use wsproto_core::extension::deflate::{DeflateParams, DeflatePool};
 use wsproto_core::{Config, Connection, RandomSource};
 
@@ -75,7 +75,7 @@ fn drive<R: RandomSource>(
             }
         };
         let (progressed, done) = match event {
-            Some(Event::BytesMessage(m)) => {
+            Some(ConnectionEvent::BytesMessage(m)) => {
                 assert!(m.data.len() <= room);
                 message.extend_from_slice(m.data);
                 (true, m.message_finished)

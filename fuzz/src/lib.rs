@@ -1,7 +1,7 @@
 //! Oracles shared by the fuzz targets.
 
 #![forbid(unsafe_code)]
-use wsproto_core::event::Event;
+use wsproto_core::event::{ConnectionEvent, Event};
 use wsproto_core::{Config, Connection, RandomSource};
 
 /// An owned, chunking-independent view of an event.
@@ -21,21 +21,21 @@ pub enum Ev {
     Error(u16),
 }
 
-fn push(events: &mut Vec<Ev>, event: &Event<'_>) {
+fn push(events: &mut Vec<Ev>, event: &ConnectionEvent<'_>) {
     // Text is validated by SIMD kernels chosen at run time: check what they
     // accepted against `core`'s validator.
-    if let Event::TextMessage(m) = event {
+    if let ConnectionEvent::TextMessage(m) = event {
         assert!(
             core::str::from_utf8(m.data.as_bytes()).is_ok(),
             "a text event that is not UTF-8"
         );
     }
     let merged = match (events.last_mut(), event) {
-        (Some(Ev::Text(acc, false)), Event::TextMessage(m)) => {
+        (Some(Ev::Text(acc, false)), ConnectionEvent::TextMessage(m)) => {
             acc.push_str(m.data);
             Some(m.message_finished)
         }
-        (Some(Ev::Bytes(acc, false)), Event::BytesMessage(m)) => {
+        (Some(Ev::Bytes(acc, false)), ConnectionEvent::BytesMessage(m)) => {
             acc.extend_from_slice(m.data);
             Some(m.message_finished)
         }
@@ -44,12 +44,12 @@ fn push(events: &mut Vec<Ev>, event: &Event<'_>) {
     match (merged, events.last_mut()) {
         (Some(done), Some(Ev::Text(_, finished) | Ev::Bytes(_, finished))) => *finished = done,
         _ => events.push(match event {
-            Event::TextMessage(m) => Ev::Text(m.data.to_owned(), m.message_finished),
-            Event::BytesMessage(m) => Ev::Bytes(m.data.to_vec(), m.message_finished),
-            Event::Ping(p) => Ev::Ping(p.payload.to_vec()),
-            Event::Pong(p) => Ev::Pong(p.payload.to_vec()),
-            Event::CloseConnection(c) => Ev::Close(c.code.as_u16(), c.reason.to_owned()),
-            other => panic!("connection produced a handshake event: {other:?}"),
+            ConnectionEvent::TextMessage(m) => Ev::Text(m.data.to_owned(), m.message_finished),
+            ConnectionEvent::BytesMessage(m) => Ev::Bytes(m.data.to_vec(), m.message_finished),
+            ConnectionEvent::Ping(p) => Ev::Ping(p.payload.to_vec()),
+            ConnectionEvent::Pong(p) => Ev::Pong(p.payload.to_vec()),
+            ConnectionEvent::CloseConnection(c) => Ev::Close(c.code.as_u16(), c.reason.to_owned()),
+            other => panic!("an event this harness does not know: {other:?}"),
         }),
     }
 }
@@ -130,13 +130,13 @@ pub fn feed<R: RandomSource>(
 }
 
 /// The bytes an event hands out.
-fn payload<'a>(event: &Event<'a>) -> &'a [u8] {
+fn payload<'a>(event: &ConnectionEvent<'a>) -> &'a [u8] {
     match event {
-        Event::TextMessage(m) => m.data.as_bytes(),
-        Event::BytesMessage(m) => m.data,
-        Event::Ping(p) => p.payload,
-        Event::Pong(p) => p.payload,
-        Event::CloseConnection(c) => c.reason.as_bytes(),
+        ConnectionEvent::TextMessage(m) => m.data.as_bytes(),
+        ConnectionEvent::BytesMessage(m) => m.data,
+        ConnectionEvent::Ping(p) => p.payload,
+        ConnectionEvent::Pong(p) => p.payload,
+        ConnectionEvent::CloseConnection(c) => c.reason.as_bytes(),
         _ => &[],
     }
 }

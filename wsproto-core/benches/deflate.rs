@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use criterion::measurement::Measurement;
 use criterion::{Criterion, Throughput};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
-use wsproto_core::event::{Event, TextMessage};
+use wsproto_core::event::{ConnectionEvent, Event, TextMessage};
 use wsproto_core::extension::deflate::{DeflateParams, DeflatePool};
 use wsproto_core::{Config, Connection};
 
@@ -237,7 +237,7 @@ fn decompress<M: Measurement<Value = Duration>>(c: &mut Criterion<M>) {
                     let r = client.receive_into(&mut buf[pos..], &mut out);
                     pos += r.consumed;
                     match r.event {
-                        Ok(Some(Event::TextMessage(m))) => total += m.data.len(),
+                        Ok(Some(ConnectionEvent::TextMessage(m))) => total += m.data.len(),
                         other => panic!("unexpected {other:?}"),
                     }
                 }

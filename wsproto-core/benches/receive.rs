@@ -52,7 +52,7 @@ use fastwebsockets::{OpCode, Role as FastRole, WebSocket as FastWebSocket};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::runtime::Runtime;
 use tungstenite::protocol::{Message, Role as TungsteniteRole, WebSocket, WebSocketConfig};
-use wsproto_core::event::Event;
+use wsproto_core::event::ConnectionEvent;
 use wsproto_core::{Config, Connection, Received};
 
 mod common;
@@ -117,8 +117,10 @@ impl Workload {
                 consumed, event, ..
             } = conn.receive(&mut buf[pos..]);
             let data = match event {
-                Ok(Some(Event::BytesMessage(m))) if self.kind == Kind::Binary => m.data,
-                Ok(Some(Event::TextMessage(m))) if self.kind == Kind::Text => m.data.as_bytes(),
+                Ok(Some(ConnectionEvent::BytesMessage(m))) if self.kind == Kind::Binary => m.data,
+                Ok(Some(ConnectionEvent::TextMessage(m))) if self.kind == Kind::Text => {
+                    m.data.as_bytes()
+                }
                 other => panic!("unexpected {other:?}"),
             };
             assert_eq!(data, &self.payload[..]);
@@ -194,10 +196,10 @@ fn receive_all(conn: &mut Connection, buf: &mut [u8]) -> usize {
             consumed, event, ..
         } = conn.receive(&mut buf[pos..]);
         match event {
-            Ok(Some(Event::BytesMessage(m))) => {
+            Ok(Some(ConnectionEvent::BytesMessage(m))) => {
                 black_box(m.data);
             }
-            Ok(Some(Event::TextMessage(m))) => {
+            Ok(Some(ConnectionEvent::TextMessage(m))) => {
                 black_box(m.data);
             }
             other => panic!("unexpected {other:?}"),

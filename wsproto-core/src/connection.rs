@@ -7,7 +7,7 @@
 
 use crate::close::CloseCode;
 use crate::error::{BufferTooSmall, LocalProtocolError, RemoteProtocolError, SendError};
-use crate::event::{CloseConnection, Event, Ping, Pong};
+use crate::event::{CloseConnection, ConnectionEvent, Event, Ping, Pong};
 use crate::frame::mask::apply_mask;
 #[cfg(target_pointer_width = "64")]
 use crate::frame::mask::{copy_masked, copy_masked_short, SHORT_MESSAGE};
@@ -81,7 +81,7 @@ pub struct FrameStart {
 /// at least [`MIN_RECEIVE_BUFFER`] bytes.
 ///
 /// ```
-/// use wsproto_core::event::{BytesMessage, Event};
+/// use wsproto_core::event::{BytesMessage, ConnectionEvent};
 /// use wsproto_core::{Config, Connection};
 ///
 /// let mut server = Connection::server(Config::default());
@@ -90,7 +90,7 @@ pub struct FrameStart {
 /// let mut out = [0u8; 16];
 /// let received = server.receive(&mut buf);
 /// assert_eq!(received.consumed, 8);
-/// if let Ok(Some(Event::Ping(ping))) = received.event {
+/// if let Ok(Some(ConnectionEvent::Ping(ping))) = received.event {
 ///     // The ping borrows `buf`, not `server`: answer it right away.
 ///     let n = server.send(&ping.response().into(), &mut out)?;
 ///     assert_eq!(&out[..n], &[0x8A, 0x02, b'h', b'i']);
@@ -100,7 +100,7 @@ pub struct FrameStart {
 /// assert_eq!(received.consumed, 9);
 /// assert_eq!(
 ///     received.event,
-///     Ok(Some(Event::BytesMessage(BytesMessage::new(&[1, 2, 3]))))
+///     Ok(Some(ConnectionEvent::BytesMessage(BytesMessage::new(&[1, 2, 3]))))
 /// );
 /// # Ok::<(), wsproto_core::SendError>(())
 /// ```
@@ -294,12 +294,12 @@ impl<R: RandomSource> Connection<R> {
     /// Unless the closing handshake had finished, this is an abnormal
     /// closure: the state becomes [`Closed`](ConnectionState::Closed) and the
     /// event is a `CloseConnection` with code 1006.
-    pub fn receive_eof(&mut self) -> Option<Event<'static>> {
+    pub fn receive_eof(&mut self) -> Option<ConnectionEvent<'static>> {
         if self.inner.state == ConnectionState::Closed {
             return None;
         }
         self.inner.state = ConnectionState::Closed;
-        Some(Event::CloseConnection(CloseConnection::new(
+        Some(ConnectionEvent::CloseConnection(CloseConnection::new(
             CloseCode::ABNORMAL_CLOSURE,
         )))
     }
@@ -315,19 +315,21 @@ impl<R: RandomSource> Connection<R> {
     /// from [`receive_eof`](Self::receive_eof) needs none).
     ///
     /// ```
-    /// use wsproto_core::event::{CloseConnection, Event, Ping};
-    /// use wsproto_core::{CloseCode, Config, Connection};
+    /// use wsproto_core::event::{ConnectionEvent, Event, Ping};
+    /// use wsproto_core::{Config, Connection};
     /// let mut server = Connection::server(Config::default());
-    /// let ping = Event::Ping(Ping { payload: b"x" });
+    /// let ping = ConnectionEvent::Ping(Ping { payload: b"x" });
     /// assert!(matches!(server.reply_to(&ping), Some(Event::Pong(_))));
     /// let eof = server.receive_eof().unwrap();
     /// assert_eq!(server.reply_to(&eof), None);
     /// ```
     #[must_use]
-    pub fn reply_to<'b>(&self, event: &Event<'b>) -> Option<Event<'b>> {
+    pub fn reply_to<'b>(&self, event: &ConnectionEvent<'b>) -> Option<Event<'b>> {
         match (event, self.inner.state) {
-            (Event::Ping(ping), ConnectionState::Open) => Some(Event::Pong(ping.response())),
-            (Event::CloseConnection(close), ConnectionState::RemoteClosing) => {
+            (ConnectionEvent::Ping(ping), ConnectionState::Open) => {
+                Some(Event::Pong(ping.response()))
+            }
+            (ConnectionEvent::CloseConnection(close), ConnectionState::RemoteClosing) => {
                 Some(Event::CloseConnection(close.response()))
             }
             _ => None,
@@ -550,7 +552,7 @@ impl Inner {
         );
         match result {
             Ok((consumed, Progress::Event(event, decompressed))) => {
-                if let Event::CloseConnection(_) = event {
+                if let ConnectionEvent::CloseConnection(_) = event {
                     self.state = match self.state {
                         ConnectionState::LocalClosing => ConnectionState::Closed,
                         _ => ConnectionState::RemoteClosing,

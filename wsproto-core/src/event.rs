@@ -1,6 +1,11 @@
 //! Events: what the peer did (returned by [`Connection::receive`] and the
 //! handshake) and what the caller wants to do (passed to `send`).
 //!
+//! [`Event`] holds every kind; [`ConnectionEvent`] only the kinds an open
+//! connection receives, so the result of each receive call stays small (the
+//! handshake's events carry three header lists each). It converts into
+//! [`Event`] with `From`.
+//!
 //! Events borrow their data, from the caller's receive buffer when possible,
 //! so receiving a message copies nothing. Names follow the Python library's
 //! `wsproto.events`.
@@ -36,6 +41,66 @@ pub enum Event<'a> {
     Ping(Ping<'a>),
     /// A pong frame.
     Pong(Pong<'a>),
+}
+
+/// What the peer did on an open connection: the events
+/// [`Connection::receive`](crate::Connection::receive) returns.
+///
+/// The same variants as in [`Event`], less the handshake's: a quarter of
+/// its size. It converts into [`Event`] with `From`, and back with
+/// `TryFrom` (which hands a handshake event back unchanged).
+///
+/// ```
+/// use wsproto_core::event::{ConnectionEvent, Event, Ping, Request};
+/// let ping = ConnectionEvent::Ping(Ping { payload: b"x" });
+/// let event = Event::from(ping);
+/// assert_eq!(ConnectionEvent::try_from(event), Ok(ping));
+/// let request = Event::Request(Request::default());
+/// assert_eq!(ConnectionEvent::try_from(request.clone()), Err(request));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ConnectionEvent<'a> {
+    /// A close frame: the closing handshake began, or finished; or the
+    /// transport ended (code 1006).
+    CloseConnection(CloseConnection<'a>),
+    /// A chunk of a text message.
+    TextMessage(TextMessage<'a>),
+    /// A chunk of a binary message.
+    BytesMessage(BytesMessage<'a>),
+    /// A ping frame, to be answered with its [`response`](Ping::response).
+    Ping(Ping<'a>),
+    /// A pong frame.
+    Pong(Pong<'a>),
+}
+
+impl<'a> From<ConnectionEvent<'a>> for Event<'a> {
+    fn from(event: ConnectionEvent<'a>) -> Self {
+        match event {
+            ConnectionEvent::CloseConnection(e) => Self::CloseConnection(e),
+            ConnectionEvent::TextMessage(e) => Self::TextMessage(e),
+            ConnectionEvent::BytesMessage(e) => Self::BytesMessage(e),
+            ConnectionEvent::Ping(e) => Self::Ping(e),
+            ConnectionEvent::Pong(e) => Self::Pong(e),
+        }
+    }
+}
+
+impl<'a> TryFrom<Event<'a>> for ConnectionEvent<'a> {
+    /// A handshake event, handed back.
+    type Error = Event<'a>;
+
+    fn try_from(event: Event<'a>) -> Result<Self, Event<'a>> {
+        Ok(match event {
+            Event::CloseConnection(e) => Self::CloseConnection(e),
+            Event::TextMessage(e) => Self::TextMessage(e),
+            Event::BytesMessage(e) => Self::BytesMessage(e),
+            Event::Ping(e) => Self::Ping(e),
+            Event::Pong(e) => Self::Pong(e),
+            handshake => return Err(handshake),
+        })
+    }
 }
 
 /// The opening request of a client (RFC 6455 §4.1).
@@ -247,6 +312,18 @@ macro_rules! event_from {
     )*};
 }
 
+macro_rules! connection_event_from {
+    ($($variant:ident),*) => {$(
+        impl<'a> From<$variant<'a>> for ConnectionEvent<'a> {
+            fn from(event: $variant<'a>) -> Self {
+                Self::$variant(event)
+            }
+        }
+    )*};
+}
+
+connection_event_from!(CloseConnection, TextMessage, BytesMessage, Ping, Pong);
+
 event_from!(
     Request,
     AcceptConnection,
@@ -262,8 +339,10 @@ event_from!(
 // A request's lists are a slice and a byte of names each, and the other
 // events fit beside the tag of its `Headers`: no event costs more than a
 // request (checked on 64-bit targets, where the lists were once 40 bytes).
+// A connection event is a slice and a few bytes beside it.
 #[cfg(target_pointer_width = "64")]
 const _: () = {
     assert!(core::mem::size_of::<Request<'_>>() <= 104);
     assert!(core::mem::size_of::<Event<'_>>() <= core::mem::size_of::<Request<'_>>());
+    assert!(core::mem::size_of::<ConnectionEvent<'_>>() <= 32);
 };

@@ -7,7 +7,8 @@
 //!
 //! 1. feed received bytes to [`Connection::receive`] (or to a
 //!    [`handshake::Handshake`] while the opening handshake runs);
-//! 2. handle the [`Event`] it returns, borrowed from the caller's buffer;
+//! 2. handle the event it returns ([`ConnectionEvent`], or an [`Event`] from
+//!    the handshake), borrowed from the caller's buffer;
 //! 3. discard the bytes it reports as consumed;
 //! 4. send events with [`Connection::send`] into a caller-provided buffer.
 //!
@@ -44,7 +45,7 @@ pub use connection::{
     Config, Connection, ConnectionState, Needed, Received, Role, MIN_RECEIVE_BUFFER,
 };
 pub use error::{BufferTooSmall, LocalProtocolError, RemoteProtocolError, SendError};
-pub use event::Event;
+pub use event::{ConnectionEvent, Event};
 pub use handshake::{Handshake, HandshakeConfig, Headers, Tokens, Upgraded};
 pub use random::{NoRandom, RandomSource};
 

@@ -14,7 +14,7 @@
 //! - inflated data goes into output space the caller lends.
 
 use crate::error::RemoteProtocolError;
-use crate::event::{BytesMessage, CloseConnection, Event, Ping, Pong, TextMessage};
+use crate::event::{BytesMessage, CloseConnection, ConnectionEvent, Ping, Pong, TextMessage};
 #[cfg(target_pointer_width = "64")]
 use crate::frame::mask::{apply_mask, text::unmask_whole_utf8};
 use crate::frame::payload::PayloadCursor;
@@ -89,7 +89,7 @@ pub struct Received<'b> {
     /// [`needed`](Self::needed)), or the peer's violation (whose
     /// [`event_hint`](RemoteProtocolError::event_hint) is the close frame to
     /// send).
-    pub event: Result<Option<Event<'b>>, RemoteProtocolError>,
+    pub event: Result<Option<ConnectionEvent<'b>>, RemoteProtocolError>,
     /// What the next call needs when `event` is `Ok(None)`.
     pub needed: Needed,
     /// Where the event's data lies: `false` for the last bytes of the
@@ -270,13 +270,13 @@ impl Receiver {
     pub(crate) fn whole_frame<'b>(
         frame: WholeFrame,
         buf: &'b mut [u8],
-    ) -> Result<(usize, Event<'b>), RemoteProtocolError> {
+    ) -> Result<(usize, ConnectionEvent<'b>), RemoteProtocolError> {
         let payload = buf.get_mut(frame.start..frame.end).unwrap_or_default();
         if frame.text {
             let text = unmask_whole_utf8(payload, frame.key).ok_or_else(utf8::invalid_text)?;
             return Ok((
                 frame.end,
-                Event::TextMessage(TextMessage {
+                ConnectionEvent::TextMessage(TextMessage {
                     data: text,
                     frame_finished: true,
                     message_finished: true,
@@ -289,7 +289,7 @@ impl Receiver {
         let payload: &'b [u8] = payload;
         Ok((
             frame.end,
-            Event::BytesMessage(BytesMessage {
+            ConnectionEvent::BytesMessage(BytesMessage {
                 data: payload,
                 frame_finished: true,
                 message_finished: true,
@@ -396,7 +396,7 @@ impl Receiver {
         };
         let (event, len, tail) = match data {
             Data::Binary(data) => (
-                Event::BytesMessage(BytesMessage {
+                ConnectionEvent::BytesMessage(BytesMessage {
                     data,
                     frame_finished,
                     message_finished: chunk_info.message_finished,
@@ -453,7 +453,7 @@ impl Receiver {
             let text = simdutf8::compat::from_utf8(data).map_err(|_| utf8::invalid_text())?;
             text_event(text, &chunk)
         } else {
-            Event::BytesMessage(BytesMessage {
+            ConnectionEvent::BytesMessage(BytesMessage {
                 data,
                 frame_finished: chunk.frame_finished,
                 message_finished: chunk.message_finished,
@@ -495,7 +495,7 @@ enum Data<'b> {
 pub(crate) enum Progress<'b> {
     /// An event for the caller, and whether its data was decompressed
     /// into the output space.
-    Event(Event<'b>, bool),
+    Event(ConnectionEvent<'b>, bool),
     /// Nothing until the caller provides this.
     Needs(Needed),
 }
@@ -541,18 +541,18 @@ fn control_frame<'b>(
     let buf: &'b [u8] = buf;
     let payload = &buf[consumed - len..consumed];
     let event = match header.opcode {
-        Opcode::PING => Event::Ping(Ping { payload }),
-        Opcode::PONG => Event::Pong(Pong { payload }),
+        Opcode::PING => ConnectionEvent::Ping(Ping { payload }),
+        Opcode::PONG => ConnectionEvent::Pong(Pong { payload }),
         _ => {
             let (code, reason) = parse_close_payload(payload)?;
-            Event::CloseConnection(CloseConnection { code, reason })
+            ConnectionEvent::CloseConnection(CloseConnection { code, reason })
         }
     };
     Ok((consumed, Progress::Event(event, false)))
 }
 
-fn text_event<'b>(data: &'b str, chunk: &Chunk) -> Event<'b> {
-    Event::TextMessage(TextMessage {
+fn text_event<'b>(data: &'b str, chunk: &Chunk) -> ConnectionEvent<'b> {
+    ConnectionEvent::TextMessage(TextMessage {
         data,
         frame_finished: chunk.frame_finished,
         message_finished: chunk.message_finished,
@@ -563,7 +563,7 @@ fn text_event<'b>(data: &'b str, chunk: &Chunk) -> Event<'b> {
 // the event (checked on 64-bit targets).
 #[cfg(target_pointer_width = "64")]
 const _: () = {
-    type Outcome<'b> = Result<Option<Event<'b>>, RemoteProtocolError>;
-    assert!(core::mem::size_of::<Outcome<'_>>() <= core::mem::size_of::<Event<'_>>());
-    assert!(core::mem::size_of::<Received<'_>>() <= 136);
+    type Outcome<'b> = Result<Option<ConnectionEvent<'b>>, RemoteProtocolError>;
+    assert!(core::mem::size_of::<Outcome<'_>>() <= core::mem::size_of::<ConnectionEvent<'_>>());
+    assert!(core::mem::size_of::<Received<'_>>() <= 64);
 };

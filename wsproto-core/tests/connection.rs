@@ -4,7 +4,9 @@ mod common;
 
 use common::{counter_rng, feed, frame, merge, Ev};
 use wsproto_core::connection::MessageKind;
-use wsproto_core::event::{BytesMessage, CloseConnection, Event, Ping, Pong, TextMessage};
+use wsproto_core::event::{
+    BytesMessage, CloseConnection, ConnectionEvent, Event, Ping, Pong, TextMessage,
+};
 use wsproto_core::{
     CloseCode, Config, Connection, ConnectionState, Needed, SendError, MIN_RECEIVE_BUFFER,
 };
@@ -388,9 +390,9 @@ fn payloads_are_slices_of_the_callers_buffer() {
         let received = conn.receive(&mut wire[pos..]);
         let consumed = received.consumed;
         let ptr = match received.event {
-            Ok(Some(Event::BytesMessage(m))) => m.data.as_ptr_range(),
-            Ok(Some(Event::Ping(p))) => p.payload.as_ptr_range(),
-            Ok(Some(Event::TextMessage(m))) => m.data.as_bytes().as_ptr_range(),
+            Ok(Some(ConnectionEvent::BytesMessage(m))) => m.data.as_ptr_range(),
+            Ok(Some(ConnectionEvent::Ping(p))) => p.payload.as_ptr_range(),
+            Ok(Some(ConnectionEvent::TextMessage(m))) => m.data.as_bytes().as_ptr_range(),
             other => panic!("unexpected {other:?}"),
         };
         assert!(
@@ -447,7 +449,7 @@ fn a_small_buffer_streams_a_100_mib_message() {
             let r = conn.receive(&mut buf[..filled]);
             let consumed = r.consumed;
             match r.event {
-                Ok(Some(Event::BytesMessage(m))) => {
+                Ok(Some(ConnectionEvent::BytesMessage(m))) => {
                     for (j, &b) in m.data.iter().enumerate() {
                         let pos = received - if i == 1 { sizes[0] } else { 0 } + j;
                         assert_eq!(b, (pos as u8).wrapping_mul(7));
@@ -508,7 +510,7 @@ fn close_handshake_initiated_by_the_peer() {
     let consumed = received.consumed;
     // The event borrows the connection: copy what the reply needs.
     let (code, reason) = match received.event {
-        Ok(Some(Event::CloseConnection(close))) => {
+        Ok(Some(ConnectionEvent::CloseConnection(close))) => {
             let reply = close.response();
             (reply.code, reply.reason.to_owned())
         }
@@ -544,7 +546,7 @@ fn end_of_stream_is_an_abnormal_closure() {
     let event = conn.receive_eof().unwrap();
     assert_eq!(
         event,
-        Event::CloseConnection(CloseConnection::new(CloseCode::ABNORMAL_CLOSURE))
+        ConnectionEvent::CloseConnection(CloseConnection::new(CloseCode::ABNORMAL_CLOSURE))
     );
     assert_eq!(conn.state(), ConnectionState::Closed);
 }
@@ -722,7 +724,7 @@ fn a_control_frame_waits_until_whole_and_says_what_it_needs() {
     let received = conn.receive(&mut buf);
     assert_eq!(received.consumed, 131);
     assert_eq!(received.needed, Needed::Nothing);
-    assert!(matches!(received.event, Ok(Some(Event::Ping(p))) if p.payload == [7; 125]));
+    assert!(matches!(received.event, Ok(Some(ConnectionEvent::Ping(p))) if p.payload == [7; 125]));
 }
 
 /// The reply to a ping is sent while the ping, which borrows only the
@@ -742,7 +744,7 @@ fn a_pong_is_sent_while_the_ping_is_alive() {
     // The ping still reads the caller's buffer.
     assert_eq!(
         event,
-        Event::Ping(Ping {
+        ConnectionEvent::Ping(Ping {
             payload: b"are you there"
         })
     );

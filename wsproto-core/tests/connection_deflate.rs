@@ -5,7 +5,7 @@
 mod common;
 
 use common::{counter_rng, feed, feed_out, frame, merge, Ev};
-use wsproto_core::event::{BytesMessage, Event, TextMessage};
+use wsproto_core::event::{BytesMessage, ConnectionEvent, Event, TextMessage};
 use wsproto_core::extension::deflate::DeflateParams;
 use wsproto_core::{Config, Connection};
 
@@ -238,7 +238,7 @@ fn a_deflate_bomb_stops_at_the_limit() {
         let r = c.receive_into(&mut buf[pos..], &mut out);
         pos += r.consumed;
         match r.event {
-            Ok(Some(Event::BytesMessage(m))) => delivered += m.data.len(),
+            Ok(Some(ConnectionEvent::BytesMessage(m))) => delivered += m.data.len(),
             Err(err) => {
                 assert_eq!(
                     err.close_code(),

@@ -6,7 +6,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use wsproto_core::event::{BytesMessage, Event, TextMessage};
+use wsproto_core::event::{BytesMessage, ConnectionEvent, TextMessage};
 use wsproto_core::extension::deflate::{
     DeflateParams, DeflatePool, PerMessageDeflate, NAME, SUPPORTED_EXTENSIONS,
 };
@@ -120,7 +120,7 @@ fn receive_all<R: RandomSource>(
         let received = conn.receive_into(&mut wire[pos..], &mut out);
         pos += received.consumed;
         match received.event.unwrap() {
-            Some(Event::BytesMessage(m)) => got.extend_from_slice(m.data),
+            Some(ConnectionEvent::BytesMessage(m)) => got.extend_from_slice(m.data),
             Some(other) => panic!("unexpected {other:?}"),
             None => return got,
         }
@@ -194,7 +194,10 @@ fn deflate_heap_size_matches_what_is_allocated() {
     let mut out = vec![0u8; 1024];
     let base = live_bytes();
     let received = server.receive_into(&mut wire, &mut out);
-    assert!(matches!(received.event, Ok(Some(Event::TextMessage(_)))));
+    assert!(matches!(
+        received.event,
+        Ok(Some(ConnectionEvent::TextMessage(_)))
+    ));
     let held = (live_bytes() - base) as usize;
     let inflater = server.deflate_heap_size();
     assert!(
@@ -230,7 +233,7 @@ fn a_deflate_bomb_never_grows_memory() {
         let received = receiver.receive_into(&mut bomb[pos..], &mut out);
         pos += received.consumed;
         match received.event.unwrap() {
-            Some(Event::BytesMessage(m)) => {
+            Some(ConnectionEvent::BytesMessage(m)) => {
                 total += m.data.len();
                 if m.message_finished {
                     break;
@@ -754,7 +757,7 @@ fn into_connection_applies_the_negotiated_deflate() {
     let mut inflated = [0u8; 128];
     let received = server.receive_into(&mut wire[..n], &mut inflated);
     match received.event {
-        Ok(Some(Event::TextMessage(m))) => assert_eq!(m.data, text),
+        Ok(Some(ConnectionEvent::TextMessage(m))) => assert_eq!(m.data, text),
         other => panic!("{other:?}"),
     }
 }
@@ -830,7 +833,7 @@ fn receive_len<R: RandomSource>(to: &mut Connection<R>, wire: &mut [u8], out: &m
         let received = to.receive_into(&mut wire[pos..], out);
         pos += received.consumed;
         match received.event.unwrap() {
-            Some(Event::BytesMessage(m)) => {
+            Some(ConnectionEvent::BytesMessage(m)) => {
                 total += m.data.len();
                 if m.message_finished {
                     return total;

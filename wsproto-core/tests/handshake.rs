@@ -7,7 +7,8 @@ use std::cell::Cell;
 
 use wsproto_core::error::ErrorHint;
 use wsproto_core::event::{
-    AcceptConnection, Event, Header, RejectConnection, RejectData, Request, TextMessage,
+    AcceptConnection, ConnectionEvent, Event, Header, RejectConnection, RejectData, Request,
+    TextMessage,
 };
 use wsproto_core::extension::{Extension, ExtensionOffer};
 use wsproto_core::handshake::Received;
@@ -428,7 +429,9 @@ fn frames_behind_the_101_stay_for_the_connection() {
     let received = connection.receive(&mut rest);
     assert_eq!(
         received.event,
-        Ok(Some(Event::TextMessage(TextMessage::new("hello"))))
+        Ok(Some(ConnectionEvent::TextMessage(TextMessage::new(
+            "hello"
+        ))))
     );
 }
 
@@ -447,7 +450,9 @@ fn frames_behind_the_request_stay_for_the_connection() {
         let received = connection.receive(&mut rest);
         assert_eq!(
             received.event,
-            Ok(Some(Event::TextMessage(TextMessage::new("early"))))
+            Ok(Some(ConnectionEvent::TextMessage(TextMessage::new(
+                "early"
+            ))))
         );
     }
 }

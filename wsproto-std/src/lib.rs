@@ -562,8 +562,8 @@ impl WSConnection {
             return None;
         };
         let scratch = event.scratch();
-        conn.reply_to(&event.as_core(&scratch))
-            .map(|reply| owned_event(&reply))
+        let event = core_event::ConnectionEvent::try_from(event.as_core(&scratch)).ok()?;
+        conn.reply_to(&event).map(|reply| owned_event(&reply))
     }
 
     /// Take up to `amount` bytes (all with `None`) of automatic replies
@@ -586,7 +586,7 @@ impl WSConnection {
         let pong = core_event::Event::Pong(core_event::Pong { payload: &payload });
         // After our own close frame no pong is due any more.
         if conn
-            .reply_to(&core_event::Event::Ping(core_event::Ping {
+            .reply_to(&core_event::ConnectionEvent::Ping(core_event::Ping {
                 payload: &payload,
             }))
             .is_some()
@@ -638,8 +638,8 @@ impl WSConnection {
         let staged = match received.event {
             Ok(Some(event)) => {
                 match (&event, self.auto_reply) {
-                    (core_event::Event::Pong(_), _) => self.activity.pong = true,
-                    (core_event::Event::Ping(ping), true) => {
+                    (core_event::ConnectionEvent::Pong(_), _) => self.activity.pong = true,
+                    (core_event::ConnectionEvent::Ping(ping), true) => {
                         if let Some(reply) = conn.reply_to(&event) {
                             if self.outbox.len() < OUTBOX_SOFT_LIMIT {
                                 let _ = conn.send_into(&reply, &mut self.outbox);
@@ -650,7 +650,7 @@ impl WSConnection {
                             }
                         }
                     }
-                    (core_event::Event::CloseConnection(_), true) => {
+                    (core_event::ConnectionEvent::CloseConnection(_), true) => {
                         // A pong still pending is not due any more: the
                         // close reply is what the peer waits for.
                         self.pending_pong = None;
@@ -748,7 +748,7 @@ impl WSConnection {
         let end = match &mut self.stage {
             Stage::Client(hs) => hs.receive_eof(),
             Stage::Server(hs) => hs.receive_eof(),
-            Stage::Open(conn) => Ok(conn.receive_eof()),
+            Stage::Open(conn) => Ok(conn.receive_eof().map(core_event::Event::from)),
         };
         end.map(|event| event.map(|event| owned_event(&event)))
             .transpose()
@@ -784,30 +784,30 @@ fn owned_receive<S: Side, E: ExtensionSet>(
 
 /// Stage a connection event. Text was validated by the core: it is copied
 /// into its own allocation, not checked again.
-fn stage(event: &core_event::Event<'_>, decompressed: bool) -> Staged {
+fn stage(event: &core_event::ConnectionEvent<'_>, decompressed: bool) -> Staged {
     let payload = |kind, data: &[u8]| Staged::Payload {
         kind,
         len: data.len(),
         decompressed,
     };
     match event {
-        core_event::Event::TextMessage(m) => {
+        core_event::ConnectionEvent::TextMessage(m) => {
             Staged::Event(Event::TextMessage(events::TextMessage {
                 data: ByteString::from(m.data.to_owned()),
                 frame_finished: m.frame_finished,
                 message_finished: m.message_finished,
             }))
         }
-        core_event::Event::BytesMessage(m) => payload(
+        core_event::ConnectionEvent::BytesMessage(m) => payload(
             PayloadKind::Bytes {
                 frame_finished: m.frame_finished,
                 message_finished: m.message_finished,
             },
             m.data,
         ),
-        core_event::Event::Ping(p) => payload(PayloadKind::Ping, p.payload),
-        core_event::Event::Pong(p) => payload(PayloadKind::Pong, p.payload),
-        other => Staged::Event(owned_event(other)),
+        core_event::ConnectionEvent::Ping(p) => payload(PayloadKind::Ping, p.payload),
+        core_event::ConnectionEvent::Pong(p) => payload(PayloadKind::Pong, p.payload),
+        &other => Staged::Event(owned_event(&other.into())),
     }
 }
 

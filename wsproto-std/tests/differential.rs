@@ -41,7 +41,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
-use wsproto_std::wsproto_core::event::{BytesMessage, Event, Ping, TextMessage};
+use wsproto_std::wsproto_core::event::{BytesMessage, ConnectionEvent, Event, Ping, TextMessage};
 use wsproto_std::wsproto_core::extension::deflate::DeflateParams;
 use wsproto_std::wsproto_core::{Config, Connection, Role};
 
@@ -101,11 +101,15 @@ fn ours(role: Role, deflate: Option<&str>, bytes: &[u8], config: Config) -> Vec<
         let consumed = received.consumed;
         let event = match received.event {
             Ok(Some(event)) => Some(match event {
-                Event::TextMessage(m) => Norm::Text(m.data.to_owned(), m.message_finished),
-                Event::BytesMessage(m) => Norm::Bytes(hex(m.data), m.message_finished),
-                Event::Ping(p) => Norm::Ping(hex(p.payload)),
-                Event::Pong(p) => Norm::Pong(hex(p.payload)),
-                Event::CloseConnection(c) => Norm::Close(c.code.as_u16(), c.reason.to_owned()),
+                ConnectionEvent::TextMessage(m) => {
+                    Norm::Text(m.data.to_owned(), m.message_finished)
+                }
+                ConnectionEvent::BytesMessage(m) => Norm::Bytes(hex(m.data), m.message_finished),
+                ConnectionEvent::Ping(p) => Norm::Ping(hex(p.payload)),
+                ConnectionEvent::Pong(p) => Norm::Pong(hex(p.payload)),
+                ConnectionEvent::CloseConnection(c) => {
+                    Norm::Close(c.code.as_u16(), c.reason.to_owned())
+                }
                 other => panic!("unexpected event {other:?}"),
             }),
             Ok(None) => None,

@@ -15,7 +15,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-use wsproto_core::event::{BytesMessage, Event, TextMessage};
+use wsproto_core::event::{BytesMessage, ConnectionEvent, Event, TextMessage};
 use wsproto_core::frame::FrameHeader;
 use wsproto_core::{
     Config, Connection, ConnectionState, RandomSource, RemoteProtocolError, Role,
@@ -97,13 +97,15 @@ impl<R: RandomSource, const RX: usize, const TX: usize> Echo<R, RX, TX> {
             let echo = match event {
                 // A data chunk goes back as a frame of the same message; an
                 // empty chunk in the middle of one carries nothing.
-                Event::TextMessage(ref m) if !m.data.is_empty() || m.message_finished => {
+                ConnectionEvent::TextMessage(ref m) if !m.data.is_empty() || m.message_finished => {
                     Some(Event::TextMessage(TextMessage {
                         frame_finished: true,
                         ..*m
                     }))
                 }
-                Event::BytesMessage(ref m) if !m.data.is_empty() || m.message_finished => {
+                ConnectionEvent::BytesMessage(ref m)
+                    if !m.data.is_empty() || m.message_finished =>
+                {
                     Some(Event::BytesMessage(BytesMessage {
                         frame_finished: true,
                         ..*m
@@ -186,10 +188,10 @@ mod tests {
             let r = client.receive(rest);
             let consumed = r.consumed;
             match r.event.unwrap() {
-                Some(Event::TextMessage(m)) => text.push_str(m.data),
-                Some(Event::BytesMessage(m)) => bytes += m.data.len(),
-                Some(Event::Pong(p)) => saw_pong = p.payload == b"p",
-                Some(Event::CloseConnection(c)) => saw_close = c.code.as_u16() == 1000,
+                Some(ConnectionEvent::TextMessage(m)) => text.push_str(m.data),
+                Some(ConnectionEvent::BytesMessage(m)) => bytes += m.data.len(),
+                Some(ConnectionEvent::Pong(p)) => saw_pong = p.payload == b"p",
+                Some(ConnectionEvent::CloseConnection(c)) => saw_close = c.code.as_u16() == 1000,
                 Some(other) => panic!("unexpected {other:?}"),
                 None => break,
             }

@@ -31,7 +31,9 @@ use h2::{RecvStream, SendStream};
 use http::{Method, Request, Response, StatusCode};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
-use wsproto_core::event::{BytesMessage, CloseConnection, Event, Ping, TextMessage};
+use wsproto_core::event::{
+    BytesMessage, CloseConnection, ConnectionEvent, Event, Ping, TextMessage,
+};
 use wsproto_core::extension::deflate::PerMessageDeflate;
 use wsproto_core::extension::Extension;
 use wsproto_core::handshake::{
@@ -124,7 +126,7 @@ impl<R: RandomSource> StreamWs<R> {
     /// close frame and ends the stream with an error.
     async fn with_next_event<T>(
         &mut self,
-        mut handle: impl FnMut(&mut Connection<R>, Event<'_>, &mut Vec<u8>) -> T,
+        mut handle: impl FnMut(&mut Connection<R>, ConnectionEvent<'_>, &mut Vec<u8>) -> T,
     ) -> Result<Option<T>, BoxError> {
         // Each pass consumes bytes, yields an event or reads; bound it anyway.
         for _ in 0..1_000_000 {
@@ -270,11 +272,11 @@ async fn serve_stream(
         let go_on = ws.with_next_event(|conn, event, out| {
             let echo = match event {
                 // A chunk goes back as a frame of the same message.
-                Event::TextMessage(m) => Some(Event::TextMessage(TextMessage {
+                ConnectionEvent::TextMessage(m) => Some(Event::TextMessage(TextMessage {
                     frame_finished: true,
                     ..m
                 })),
-                Event::BytesMessage(m) => Some(Event::BytesMessage(BytesMessage {
+                ConnectionEvent::BytesMessage(m) => Some(Event::BytesMessage(BytesMessage {
                     frame_finished: true,
                     ..m
                 })),
@@ -285,7 +287,7 @@ async fn serve_stream(
                 // A reply the state no longer allows is not sent.
                 let _ = conn.send_into(&echo, out);
             }
-            !matches!(event, Event::CloseConnection(_))
+            !matches!(event, ConnectionEvent::CloseConnection(_))
         });
         match go_on.await {
             Ok(Some(true)) => {}
@@ -380,7 +382,9 @@ async fn run_client(addr: SocketAddr) -> Result<(), BoxError> {
 
     ws.send(&Event::Ping(Ping { payload: b"h2" }))?;
     let pong = ws
-        .with_next_event(|_, event, _| matches!(event, Event::Pong(p) if p.payload == b"h2"))
+        .with_next_event(
+            |_, event, _| matches!(event, ConnectionEvent::Pong(p) if p.payload == b"h2"),
+        )
         .await?;
     if pong != Some(true) {
         return Err("expected the pong".into());
@@ -393,7 +397,7 @@ async fn run_client(addr: SocketAddr) -> Result<(), BoxError> {
     }))?;
     let closed = ws
         .with_next_event(|_, event, _| match event {
-            Event::CloseConnection(close) => {
+            ConnectionEvent::CloseConnection(close) => {
                 println!("client: closed with {} {:?}", close.code, close.reason);
                 true
             }
@@ -415,7 +419,7 @@ async fn receive_text<R: RandomSource>(ws: &mut StreamWs<R>) -> Result<String, B
     loop {
         let step = ws
             .with_next_event(|_, event, _| match event {
-                Event::TextMessage(m) => {
+                ConnectionEvent::TextMessage(m) => {
                     text.push_str(m.data);
                     Ok(m.message_finished)
                 }
@@ -436,7 +440,7 @@ async fn receive_binary<R: RandomSource>(ws: &mut StreamWs<R>) -> Result<Vec<u8>
     loop {
         let step = ws
             .with_next_event(|_, event, _| match event {
-                Event::BytesMessage(m) => {
+                ConnectionEvent::BytesMessage(m) => {
                     data.extend_from_slice(m.data);
                     Ok(m.message_finished)
                 }

@@ -51,7 +51,9 @@
 extern crate std;
 
 use spin::Mutex;
-use wsproto_core::event::{BytesMessage, CloseConnection, Event, Ping, Request, TextMessage};
+use wsproto_core::event::{
+    BytesMessage, CloseConnection, ConnectionEvent, Event, Ping, Request, TextMessage,
+};
 use wsproto_core::handshake::{Client, Handshake, HandshakeConfig};
 use wsproto_core::{
     CloseCode, Connection, ConnectionState, RandomSource, SendError, MIN_RECEIVE_BUFFER,
@@ -438,7 +440,7 @@ impl Endpoint {
                 Err(Error::Protocol)
             }
             Link::Open(connection) => Ok(connection.receive_eof().map(|event| {
-                if let Event::CloseConnection(close) = event {
+                if let ConnectionEvent::CloseConnection(close) = event {
                     self.last.code = close.code.as_u16();
                 }
                 EventKind::Close
@@ -602,13 +604,21 @@ impl Endpoint {
 
 /// Copy the data of `event` to the event area and note what else it
 /// carries.
-fn record(event: &Event<'_>, area: &mut [u8], last: &mut Last) -> Result<EventKind, Error> {
+fn record(
+    event: &ConnectionEvent<'_>,
+    area: &mut [u8],
+    last: &mut Last,
+) -> Result<EventKind, Error> {
     let (kind, data, finished, code) = match event {
-        Event::TextMessage(m) => (EventKind::Text, m.data.as_bytes(), m.message_finished, 0),
-        Event::BytesMessage(m) => (EventKind::Binary, m.data, m.message_finished, 0),
-        Event::Ping(p) => (EventKind::Ping, p.payload, true, 0),
-        Event::Pong(p) => (EventKind::Pong, p.payload, true, 0),
-        Event::CloseConnection(c) => (EventKind::Close, c.reason.as_bytes(), true, c.code.0),
+        ConnectionEvent::TextMessage(m) => {
+            (EventKind::Text, m.data.as_bytes(), m.message_finished, 0)
+        }
+        ConnectionEvent::BytesMessage(m) => (EventKind::Binary, m.data, m.message_finished, 0),
+        ConnectionEvent::Ping(p) => (EventKind::Ping, p.payload, true, 0),
+        ConnectionEvent::Pong(p) => (EventKind::Pong, p.payload, true, 0),
+        ConnectionEvent::CloseConnection(c) => {
+            (EventKind::Close, c.reason.as_bytes(), true, c.code.0)
+        }
         _ => return Err(Error::State),
     };
     // A chunk never exceeds the receive buffer, which the event area

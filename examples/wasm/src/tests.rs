@@ -4,7 +4,8 @@ use std::vec::Vec;
 
 use spin::Mutex;
 use wsproto_core::event::{
-    AcceptConnection, BytesMessage, CloseConnection, Event, Ping, RejectConnection, TextMessage,
+    AcceptConnection, BytesMessage, CloseConnection, ConnectionEvent, Event, Ping,
+    RejectConnection, TextMessage,
 };
 use wsproto_core::handshake::{Handshake, HandshakeConfig};
 use wsproto_core::{CloseCode, Config, Connection, ConnectionState};
@@ -120,7 +121,7 @@ fn handshake_then_messages_both_ways() {
     let mut pong = e.output().to_vec();
     e.clear_output();
     assert!(
-        matches!(server.receive(&mut pong).event, Ok(Some(Event::Pong(p))) if p.payload == b"p")
+        matches!(server.receive(&mut pong).event, Ok(Some(ConnectionEvent::Pong(p))) if p.payload == b"p")
     );
 
     // A binary message larger than the buffers arrives in chunks.
@@ -151,8 +152,8 @@ fn handshake_then_messages_both_ways() {
         let r = server.receive(rest);
         let consumed = r.consumed;
         match r.event.unwrap() {
-            Some(Event::TextMessage(m)) => text.push_str(m.data),
-            Some(Event::Ping(p)) => saw_ping = p.payload == b"x",
+            Some(ConnectionEvent::TextMessage(m)) => text.push_str(m.data),
+            Some(ConnectionEvent::Ping(p)) => saw_ping = p.payload == b"x",
             Some(other) => panic!("{other:?}"),
             None => break,
         }
@@ -173,7 +174,7 @@ fn handshake_then_messages_both_ways() {
     let mut close = e.output().to_vec();
     e.clear_output();
     let reply = match server.receive(&mut close).event {
-        Ok(Some(event @ Event::CloseConnection(_))) => server.reply_to(&event).unwrap(),
+        Ok(Some(event @ ConnectionEvent::CloseConnection(_))) => server.reply_to(&event).unwrap(),
         other => panic!("{other:?}"),
     };
     let reply = server.send_vec(&reply).unwrap();
@@ -195,7 +196,7 @@ fn server_close_is_answered() {
     let mut reply = e.output().to_vec();
     assert!(matches!(
         server.receive(&mut reply).event,
-        Ok(Some(Event::CloseConnection(c))) if c.code == CloseCode::GOING_AWAY
+        Ok(Some(ConnectionEvent::CloseConnection(c))) if c.code == CloseCode::GOING_AWAY
     ));
     assert_eq!(e.state(), ConnectionState::Closed);
 }

@@ -2,7 +2,7 @@
 //! documented call order says, and records owned events.
 #![allow(dead_code, unreachable_pub)]
 
-use wsproto_core::event::Event;
+use wsproto_core::event::ConnectionEvent;
 use wsproto_core::frame::mask::apply_mask;
 use wsproto_core::frame::{FrameHeader, Opcode};
 use wsproto_core::{CloseCode, Connection, Needed, RandomSource, RemoteProtocolError};
@@ -18,25 +18,29 @@ pub enum Ev {
     Error(u16),
 }
 
-pub fn own(event: &Event<'_>) -> Ev {
+pub fn own(event: &ConnectionEvent<'_>) -> Ev {
     match event {
-        Event::TextMessage(m) => Ev::Text(m.data.to_owned(), m.frame_finished, m.message_finished),
-        Event::BytesMessage(m) => Ev::Bytes(m.data.to_vec(), m.frame_finished, m.message_finished),
-        Event::Ping(p) => Ev::Ping(p.payload.to_vec()),
-        Event::Pong(p) => Ev::Pong(p.payload.to_vec()),
-        Event::CloseConnection(c) => Ev::Close(c.code.as_u16(), c.reason.to_owned()),
+        ConnectionEvent::TextMessage(m) => {
+            Ev::Text(m.data.to_owned(), m.frame_finished, m.message_finished)
+        }
+        ConnectionEvent::BytesMessage(m) => {
+            Ev::Bytes(m.data.to_vec(), m.frame_finished, m.message_finished)
+        }
+        ConnectionEvent::Ping(p) => Ev::Ping(p.payload.to_vec()),
+        ConnectionEvent::Pong(p) => Ev::Pong(p.payload.to_vec()),
+        ConnectionEvent::CloseConnection(c) => Ev::Close(c.code.as_u16(), c.reason.to_owned()),
         other => panic!("unexpected event {other:?}"),
     }
 }
 
 /// The bytes an event hands out.
-pub fn payload<'a>(event: &Event<'a>) -> &'a [u8] {
+pub fn payload<'a>(event: &ConnectionEvent<'a>) -> &'a [u8] {
     match event {
-        Event::TextMessage(m) => m.data.as_bytes(),
-        Event::BytesMessage(m) => m.data,
-        Event::Ping(p) => p.payload,
-        Event::Pong(p) => p.payload,
-        Event::CloseConnection(c) => c.reason.as_bytes(),
+        ConnectionEvent::TextMessage(m) => m.data.as_bytes(),
+        ConnectionEvent::BytesMessage(m) => m.data,
+        ConnectionEvent::Ping(p) => p.payload,
+        ConnectionEvent::Pong(p) => p.payload,
+        ConnectionEvent::CloseConnection(c) => c.reason.as_bytes(),
         _ => &[],
     }
 }

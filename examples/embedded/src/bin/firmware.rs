@@ -17,7 +17,9 @@ use cortex_m_rt::entry;
 use wsproto_core::event::TextMessage;
 use wsproto_core::event::{AcceptConnection, BytesMessage, CloseConnection, Ping, Request};
 use wsproto_core::handshake::{Client, Handshake, HandshakeConfig, Server};
-use wsproto_core::{CloseCode, Connection, ConnectionState, Event, NoRandom, RandomSource};
+use wsproto_core::{
+    CloseCode, Connection, ConnectionEvent, ConnectionState, Event, NoRandom, RandomSource,
+};
 
 static HOST: &[u8] = b"device.local";
 static TARGET: &[u8] = b"/telemetry";
@@ -97,9 +99,9 @@ fn pump(conn: &mut Conn, inbox: &mut [u8], len: usize, out: &mut [u8], tally: &m
             Err(err) => halt(u32::from(err.close_code().map_or(0, |c| c.as_u16()))),
         };
         match &event {
-            Event::TextMessage(m) => tally.text += m.data.len(),
-            Event::BytesMessage(m) => tally.binary += m.data.len(),
-            Event::Pong(_) => tally.pongs += 1,
+            ConnectionEvent::TextMessage(m) => tally.text += m.data.len(),
+            ConnectionEvent::BytesMessage(m) => tally.binary += m.data.len(),
+            ConnectionEvent::Pong(_) => tally.pongs += 1,
             _ => {}
         }
         if let Some(reply) = conn.reply_to(&event) {
