@@ -29,7 +29,15 @@
 //! - `memcpy`: a plain copy of the payload, the least a copying send costs.
 //!
 //! Before anything is timed, each path's output is decoded by a small
-//! decoder written here and compared with the payload.
+//! decoder written here and compared with the payload. Every path that
+//! draws its own key draws it from the same cheap source: one xorshift step
+//! per key.
+//!
+//! After criterion's rows and their table of ratios, the copying paths at
+//! 16 B and 125 B run again in paired rounds (every library in turn, round
+//! after round; see `common::paired_rounds`), and a second table gives the
+//! median of the rounds' ratios: the figure that holds from run to run at
+//! these sizes.
 //!
 //! Times are the CPU time of the benchmark thread (see `common`);
 //! `WSPROTO_BENCH_CLOCK=wall` measures wall-clock time instead.
@@ -55,7 +63,8 @@ use wsproto_core::{Config, Connection};
 
 mod common;
 use common::{
-    binary_payload, median_since, size_label, text_payload, Kind, ThreadCpuTime, WARM_UP,
+    binary_payload, median_since, paired_rounds, size_label, text_payload, Contender, Kind,
+    ThreadCpuTime, WARM_UP,
 };
 
 /// `len` bytes starting on a 4096-byte boundary.
@@ -87,15 +96,17 @@ impl PageAligned {
     }
 }
 
-/// A cheap deterministic source of masking keys (xorshift).
+/// A cheap deterministic source of masking keys: one xorshift step per four
+/// bytes, so a key costs every library the same one step (drawing byte by
+/// byte, four dependent steps, took more than half of a 16-byte send).
 fn cheap_rng() -> impl FnMut(&mut [u8]) {
     let mut state = 0x6a09_e667_u32;
     move |dest: &mut [u8]| {
-        for b in dest {
+        for chunk in dest.chunks_mut(4) {
             state ^= state << 13;
             state ^= state >> 17;
             state ^= state << 5;
-            *b = state as u8;
+            chunk.copy_from_slice(&state.to_ne_bytes()[..chunk.len()]);
         }
     }
 }
@@ -574,11 +585,114 @@ fn print_ratios(since: SystemTime) {
     }
 }
 
+/// Rounds of [`print_paired`], and the CPU time of each library in a round.
+const PAIRED_ROUNDS: usize = 21;
+const PAIRED_SLICE: Duration = Duration::from_millis(40);
+
+/// The copying paths of the frames of up to 125 bytes again, in paired
+/// rounds ([`paired_rounds`]): at these sizes a frame takes 5 to 15 ns, and
+/// criterion's rows, measured one after another for seconds each, move by a
+/// quarter or more from run to run with the machine.
+fn print_paired() {
+    println!();
+    println!(
+        "Copying paths at 16 B and 125 B in paired rounds ({PAIRED_ROUNDS} rounds, \
+         {} ms of CPU time per library a round; median time per frame, and the median \
+         of the rounds' ratios):",
+        PAIRED_SLICE.as_millis()
+    );
+    println!(
+        "{:<13} {:>16} {:>16}  {:<25} {:>7}",
+        "workload", "wsproto-core", "best peer", "", "ratio"
+    );
+    for kind in [Kind::Binary, Kind::Text] {
+        for size in SIZES.into_iter().filter(|&size| size <= 125) {
+            let payload = match kind {
+                Kind::Binary => binary_payload(size),
+                Kind::Text => text_payload(size),
+            };
+            let send = Senders::new(kind, &payload);
+            verify(&send);
+            let event = send.event();
+            let mut client = Connection::client(Config::default(), cheap_rng());
+            let mut out = PageAligned::new(size + MAX_HEADER);
+            let mut out_embedded = PageAligned::new(size + MAX_HEADER);
+            let mut ws = tungstenite_client();
+            let mut embedded = embedded_client();
+            let (mut rng_frame, mut rng_fast) = (cheap_rng(), cheap_rng());
+            let (mut vec_frame, mut vec_fast) = (
+                Vec::with_capacity(size + MAX_HEADER),
+                Vec::with_capacity(size + MAX_HEADER),
+            );
+            let send = &send;
+            let mut contenders = [
+                Contender {
+                    name: "wsproto-core/send",
+                    run: Box::new(|n| {
+                        for _ in 0..n {
+                            let out = out.as_mut();
+                            let len = send.wsproto_send(&mut client, black_box(&event), out);
+                            black_box(&out[..len]);
+                        }
+                    }),
+                },
+                Contender {
+                    name: "tungstenite/frame",
+                    run: Box::new(|n| {
+                        for _ in 0..n {
+                            send.tungstenite_frame(&mut rng_frame, &mut vec_frame);
+                            black_box(&vec_frame[..]);
+                        }
+                    }),
+                },
+                Contender {
+                    name: "tungstenite/websocket",
+                    run: Box::new(|n| {
+                        for _ in 0..n {
+                            send.tungstenite_websocket(&mut ws);
+                            black_box(&ws.get_ref().0[..]);
+                        }
+                    }),
+                },
+                Contender {
+                    name: "fastwebsockets/write",
+                    run: Box::new(|n| {
+                        for _ in 0..n {
+                            black_box(send.fastwebsockets_write(&mut rng_fast, &mut vec_fast));
+                        }
+                    }),
+                },
+                Contender {
+                    name: "embedded-websocket/write",
+                    run: Box::new(|n| {
+                        for _ in 0..n {
+                            let out = out_embedded.as_mut();
+                            let len = send.embedded_write(&mut embedded, out);
+                            black_box(&out[..len]);
+                        }
+                    }),
+                },
+            ];
+            let paired = paired_rounds(&mut contenders, PAIRED_ROUNDS, PAIRED_SLICE);
+            let rate = |nanos: f64| format!("{:.1} M frames/s", 1e3 / nanos);
+            println!(
+                "{:<13} {:>16} {:>16}  {:<25} {:>6.2}x",
+                format!("{} {}", kind.name(), size_label(size)),
+                rate(paired.medians[0]),
+                rate(paired.medians[paired.best_peer]),
+                contenders[paired.best_peer].name,
+                paired.ratio
+            );
+        }
+    }
+}
+
 fn run<M: Measurement<Value = Duration>>(mut criterion: Criterion<M>) {
     let since = SystemTime::now();
     send(&mut criterion);
     criterion.final_summary();
     print_ratios(since);
+    print_paired();
 }
 
 /// Times are per-thread CPU time unless `WSPROTO_BENCH_CLOCK=wall` asks for

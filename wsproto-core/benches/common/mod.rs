@@ -225,3 +225,87 @@ impl Kind {
         }
     }
 }
+
+/// One library's path in [`paired_rounds`]: `run(n)` does the work `n`
+/// times in a loop of its own (no call through a pointer per iteration).
+// Only the send benchmark pairs its rounds.
+#[allow(dead_code)]
+pub(crate) struct Contender<'a> {
+    pub(crate) name: &'static str,
+    pub(crate) run: Box<dyn FnMut(u64) + 'a>,
+}
+
+/// What [`paired_rounds`] measured.
+#[allow(dead_code)]
+pub(crate) struct Paired {
+    /// Each contender's median time per call over the rounds, in ns.
+    pub(crate) medians: Vec<f64>,
+    /// The median over the rounds of (the fastest peer's time in the round
+    /// / the first contender's time in the same round).
+    pub(crate) ratio: f64,
+    /// The peer with the lowest median time.
+    pub(crate) best_peer: usize,
+}
+
+/// Time the contenders in turn, each for about `slice` of thread CPU time,
+/// `rounds` times over, and compare the first (ours) with the others round
+/// by round. A slow phase of the machine lasting seconds, which moves
+/// criterion's rows one after another by a quarter or more at 16 B, falls on
+/// every contender of the rounds it spans, so the ratio of a round keeps
+/// its value.
+#[allow(dead_code)]
+pub(crate) fn paired_rounds(
+    contenders: &mut [Contender<'_>],
+    rounds: usize,
+    slice: Duration,
+) -> Paired {
+    // Calls per slice, from a short calibration of each contender.
+    let calls: Vec<u64> = contenders
+        .iter_mut()
+        .map(|c| {
+            let mut n = 64;
+            loop {
+                let start = ThreadCpuTime::now();
+                (c.run)(n);
+                let took = ThreadCpuTime::now().saturating_sub(start);
+                if took >= slice / 8 || n >= 1 << 32 {
+                    let per_call = took.as_secs_f64() / n as f64;
+                    break ((slice.as_secs_f64() / per_call.max(1e-12)) as u64).max(1);
+                }
+                n *= 4;
+            }
+        })
+        .collect();
+    let mut times = vec![Vec::with_capacity(rounds); contenders.len()];
+    for _ in 0..rounds {
+        for (i, c) in contenders.iter_mut().enumerate() {
+            let start = ThreadCpuTime::now();
+            (c.run)(calls[i]);
+            let took = ThreadCpuTime::now().saturating_sub(start);
+            times[i].push(took.as_nanos() as f64 / calls[i] as f64);
+        }
+    }
+    let median = |values: &[f64]| {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    let ratios: Vec<f64> = (0..rounds)
+        .map(|r| {
+            let best = times[1..]
+                .iter()
+                .map(|t| t[r])
+                .fold(f64::INFINITY, f64::min);
+            best / times[0][r]
+        })
+        .collect();
+    let medians: Vec<f64> = times.iter().map(|t| median(t)).collect();
+    let best_peer = (1..medians.len())
+        .min_by(|&a, &b| medians[a].total_cmp(&medians[b]))
+        .unwrap_or(0);
+    Paired {
+        medians,
+        ratio: median(&ratios),
+        best_peer,
+    }
+}

@@ -89,9 +89,12 @@ pub fn copy_masked(dst: &mut [u8], src: &[u8], key: [u8; 4], offset: usize) {
 #[cfg(target_pointer_width = "64")]
 pub(crate) const SHORT_MESSAGE: usize = 125;
 
-/// [`copy_masked`] of a short payload from key offset 0, inlined: eight
-/// bytes at a time, then the tail, without the setup of the block loop or
-/// the SIMD dispatch, which cost more than the work below 128 bytes.
+/// [`copy_masked`] of a short payload from key offset 0, inlined: sixteen
+/// bytes at a time, then the last sixteen (or eight, or four) again from
+/// where they start, without the setup of the block loop or the SIMD
+/// dispatch, which cost more than the work below 128 bytes. The bytes the
+/// last step writes twice get the same value both times: each is computed
+/// from `src`, with the key turned to its position.
 ///
 /// # Panics
 ///
@@ -99,17 +102,56 @@ pub(crate) const SHORT_MESSAGE: usize = 125;
 #[cfg(target_pointer_width = "64")]
 #[inline(always)]
 pub(crate) fn copy_masked_short(dst: &mut [u8], src: &[u8], key: [u8; 4]) {
-    let dst = &mut dst[..src.len()];
-    let word = key_word(key, 0);
-    let mut dst_chunks = dst.chunks_exact_mut(8);
-    let mut src_chunks = src.chunks_exact(8);
-    for (d, s) in (&mut dst_chunks).zip(&mut src_chunks) {
-        d.copy_from_slice(&(load_word(s) ^ word).to_ne_bytes());
+    let len = src.len();
+    let dst = &mut dst[..len];
+    if len >= 16 {
+        let word = key_word(key, 0);
+        let mut at = 0;
+        while at + 16 <= len {
+            copy_masked_16(dst, src, at, word);
+            at += 16;
+        }
+        if at < len {
+            let last = len - 16;
+            copy_masked_16(dst, src, last, key_word(key, last));
+        }
+    } else if len >= 8 {
+        let last = len - 8;
+        dst[..8].copy_from_slice(&(load_word(&src[..8]) ^ key_word(key, 0)).to_ne_bytes());
+        let tail = load_word(&src[last..]) ^ key_word(key, last);
+        dst[last..].copy_from_slice(&tail.to_ne_bytes());
+    } else if len >= 4 {
+        let last = len - 4;
+        let head = load_u32(&src[..4]) ^ u32::from_ne_bytes(key);
+        dst[..4].copy_from_slice(&head.to_ne_bytes());
+        let tail = load_u32(&src[last..]) ^ u32::from_ne_bytes(rotate_key(key, last));
+        dst[last..].copy_from_slice(&tail.to_ne_bytes());
+    } else {
+        for ((d, s), k) in dst.iter_mut().zip(src).zip(key) {
+            *d = s ^ k;
+        }
     }
-    let tail = dst_chunks.into_remainder().iter_mut();
-    for ((d, s), k) in tail.zip(src_chunks.remainder()).zip(word.to_ne_bytes()) {
-        *d = s ^ k;
-    }
+}
+
+/// Sixteen bytes of [`copy_masked_short`] at `at`, with `word` the key as
+/// seen from `at`: two words the compiler joins into one vector operation.
+#[cfg(target_pointer_width = "64")]
+#[inline(always)]
+fn copy_masked_16(dst: &mut [u8], src: &[u8], at: usize, word: u64) {
+    let (src, dst) = (&src[at..at + 16], &mut dst[at..at + 16]);
+    let low = load_word(&src[..8]) ^ word;
+    let high = load_word(&src[8..]) ^ word;
+    dst[..8].copy_from_slice(&low.to_ne_bytes());
+    dst[8..].copy_from_slice(&high.to_ne_bytes());
+}
+
+/// Four bytes as a `u32`, in memory order.
+#[cfg(target_pointer_width = "64")]
+#[inline(always)]
+fn load_u32(chunk: &[u8]) -> u32 {
+    let mut bytes = [0u8; 4];
+    bytes.copy_from_slice(chunk);
+    u32::from_ne_bytes(bytes)
 }
 
 /// The bytewise reference of [`copy_masked`]: one XOR per byte.
