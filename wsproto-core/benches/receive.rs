@@ -57,7 +57,8 @@ use wsproto_core::{Config, Connection, Received};
 
 mod common;
 use common::{
-    binary_payload, median_since, size_label, text_payload, Kind, ThreadCpuTime, Timer, WARM_UP,
+    binary_payload, median_since, paired_rounds, size_label, text_payload, Contender, Kind,
+    ThreadCpuTime, Timer, WARM_UP,
 };
 
 /// Payload sizes of the frames.
@@ -625,6 +626,107 @@ fn print_ratios(since: SystemTime) {
     }
 }
 
+/// Rounds of [`print_paired`], and the CPU time of each library in a round.
+const PAIRED_ROUNDS: usize = 21;
+const PAIRED_SLICE: Duration = Duration::from_millis(40);
+
+/// The frames of up to 125 bytes again, in paired rounds
+/// ([`paired_rounds`]): every library in turn, round after round, each
+/// call receiving the workload's whole buffer of frames after an untimed
+/// refill, as in `receive_frames`.
+fn print_paired<M: Measurement<Value = Duration>>(timer: &Timer<M>) {
+    println!();
+    println!(
+        "Frames of 16 B and 125 B in paired rounds ({PAIRED_ROUNDS} rounds, \
+         {} ms of CPU time per library a round; median frames per second, and the \
+         median of the rounds' ratios):",
+        PAIRED_SLICE.as_millis()
+    );
+    println!(
+        "{:<12} {:>16} {:>16}  {:<19} {:>7}",
+        "workload", "wsproto-core", "best peer", "", "ratio"
+    );
+    for kind in [Kind::Binary, Kind::Text] {
+        for size in SIZES.into_iter().filter(|&size| size <= EMBEDDED_MAX_SIZE) {
+            let work = Workload::new(kind, size);
+            work.verify();
+            let work = &work;
+            let frames = work.frames;
+            let mut conn = Connection::server(Config::default());
+            let mut buf = work.wire.clone();
+            let mut tungstenite = tungstenite_server(&work.wire);
+            let runtime = current_thread_runtime();
+            let input = SharedInput::default();
+            input.refill(&work.wire);
+            let mut fast = fastwebsockets_server(&input);
+            let mut embedded = embedded_websocket_server();
+            let mut out = vec![0u8; work.size];
+            let mut contenders = [
+                Contender::timed("wsproto-core", |n| {
+                    timer.time_iters(
+                        n,
+                        &mut buf,
+                        |buf| buf.copy_from_slice(&work.wire),
+                        |buf| {
+                            black_box(receive_all(&mut conn, buf));
+                        },
+                    )
+                }),
+                Contender::timed("tungstenite", |n| {
+                    timer.time_iters(
+                        n,
+                        &mut tungstenite,
+                        |ws| {
+                            let stream = ws.get_mut();
+                            stream.input.copy_from_slice(&work.wire);
+                            stream.pos = 0;
+                        },
+                        |ws| {
+                            for _ in 0..frames {
+                                black_box(ws.read().expect("tungstenite read"));
+                            }
+                        },
+                    )
+                }),
+                Contender::timed("fastwebsockets", |n| {
+                    timer.time_iters(
+                        n,
+                        &mut fast,
+                        |_| input.refill(&work.wire),
+                        |ws| {
+                            fastwebsockets_read(&runtime, ws, work.kind, frames, |data| {
+                                black_box(data);
+                            });
+                        },
+                    )
+                }),
+                Contender::timed("embedded-websocket", |n| {
+                    timer.time_iters(
+                        n,
+                        &mut (&mut embedded, &mut out),
+                        |_| {},
+                        |(ws, out)| {
+                            embedded_websocket_read(ws, &work.wire, out, work.kind, |data| {
+                                black_box(data);
+                            });
+                        },
+                    )
+                }),
+            ];
+            let paired = paired_rounds(&mut contenders, PAIRED_ROUNDS, PAIRED_SLICE);
+            let rate = |nanos: f64| format!("{:.1} M frames/s", frames as f64 / nanos * 1e3);
+            println!(
+                "{:<12} {:>16} {:>16}  {:<19} {:>6.2}x",
+                format!("{} {}", kind.name(), size_label(size)),
+                rate(paired.medians[0]),
+                rate(paired.medians[paired.best_peer]),
+                contenders[paired.best_peer].name,
+                paired.ratio
+            );
+        }
+    }
+}
+
 fn run<M: Measurement<Value = Duration>>(mut criterion: Criterion<M>, clock: M) {
     let since = SystemTime::now();
     let timer = Timer::new(clock);
@@ -632,6 +734,7 @@ fn run<M: Measurement<Value = Duration>>(mut criterion: Criterion<M>, clock: M) 
     ceiling(&mut criterion, &timer);
     criterion.final_summary();
     print_ratios(since);
+    print_paired(&timer);
 }
 
 /// Times are per-thread CPU time unless `WSPROTO_BENCH_CLOCK=wall` asks for

@@ -626,52 +626,37 @@ fn print_paired() {
             );
             let send = &send;
             let mut contenders = [
-                Contender {
-                    name: "wsproto-core/send",
-                    run: Box::new(|n| {
-                        for _ in 0..n {
-                            let out = out.as_mut();
-                            let len = send.wsproto_send(&mut client, black_box(&event), out);
-                            black_box(&out[..len]);
-                        }
-                    }),
-                },
-                Contender {
-                    name: "tungstenite/frame",
-                    run: Box::new(|n| {
-                        for _ in 0..n {
-                            send.tungstenite_frame(&mut rng_frame, &mut vec_frame);
-                            black_box(&vec_frame[..]);
-                        }
-                    }),
-                },
-                Contender {
-                    name: "tungstenite/websocket",
-                    run: Box::new(|n| {
-                        for _ in 0..n {
-                            send.tungstenite_websocket(&mut ws);
-                            black_box(&ws.get_ref().0[..]);
-                        }
-                    }),
-                },
-                Contender {
-                    name: "fastwebsockets/write",
-                    run: Box::new(|n| {
-                        for _ in 0..n {
-                            black_box(send.fastwebsockets_write(&mut rng_fast, &mut vec_fast));
-                        }
-                    }),
-                },
-                Contender {
-                    name: "embedded-websocket/write",
-                    run: Box::new(|n| {
-                        for _ in 0..n {
-                            let out = out_embedded.as_mut();
-                            let len = send.embedded_write(&mut embedded, out);
-                            black_box(&out[..len]);
-                        }
-                    }),
-                },
+                Contender::new("wsproto-core/send", |n| {
+                    for _ in 0..n {
+                        let out = out.as_mut();
+                        let len = send.wsproto_send(&mut client, black_box(&event), out);
+                        black_box(&out[..len]);
+                    }
+                }),
+                Contender::new("tungstenite/frame", |n| {
+                    for _ in 0..n {
+                        send.tungstenite_frame(&mut rng_frame, &mut vec_frame);
+                        black_box(&vec_frame[..]);
+                    }
+                }),
+                Contender::new("tungstenite/websocket", |n| {
+                    for _ in 0..n {
+                        send.tungstenite_websocket(&mut ws);
+                        black_box(&ws.get_ref().0[..]);
+                    }
+                }),
+                Contender::new("fastwebsockets/write", |n| {
+                    for _ in 0..n {
+                        black_box(send.fastwebsockets_write(&mut rng_fast, &mut vec_fast));
+                    }
+                }),
+                Contender::new("embedded-websocket/write", |n| {
+                    for _ in 0..n {
+                        let out = out_embedded.as_mut();
+                        let len = send.embedded_write(&mut embedded, out);
+                        black_box(&out[..len]);
+                    }
+                }),
             ];
             let paired = paired_rounds(&mut contenders, PAIRED_ROUNDS, PAIRED_SLICE);
             let rate = |nanos: f64| format!("{:.1} M frames/s", 1e3 / nanos);

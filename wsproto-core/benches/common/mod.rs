@@ -1,7 +1,8 @@
 //! What the benchmarks share: their payloads and workload kinds, the
 //! per-thread CPU clock, a timer for work after an untimed setup, the
-//! warm-up before the first row, and criterion's medians read back for the
-//! tables of ratios printed after a run.
+//! warm-up before the first row, criterion's medians read back for the
+//! tables of ratios printed after a run, and paired rounds for the small
+//! frames.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -227,16 +228,40 @@ impl Kind {
 }
 
 /// One library's path in [`paired_rounds`]: `run(n)` does the work `n`
-/// times in a loop of its own (no call through a pointer per iteration).
-// Only the send benchmark pairs its rounds.
-#[allow(dead_code)]
+/// times in a loop of its own (no call through a pointer per iteration) and
+/// returns the CPU time the timed part took.
 pub(crate) struct Contender<'a> {
     pub(crate) name: &'static str,
-    pub(crate) run: Box<dyn FnMut(u64) + 'a>,
+    run: Box<dyn FnMut(u64) -> Duration + 'a>,
+}
+
+impl<'a> Contender<'a> {
+    /// A path whose whole call is timed.
+    // Only the send benchmark times whole calls.
+    #[allow(dead_code)]
+    pub(crate) fn new(name: &'static str, mut run: impl FnMut(u64) + 'a) -> Self {
+        Self {
+            name,
+            run: Box::new(move |n| {
+                let start = ThreadCpuTime::now();
+                run(n);
+                ThreadCpuTime::now().saturating_sub(start)
+            }),
+        }
+    }
+
+    /// A path that times itself, leaving out its setup (see [`Timer`]).
+    // Only the receive benchmark times work after a setup.
+    #[allow(dead_code)]
+    pub(crate) fn timed(name: &'static str, run: impl FnMut(u64) -> Duration + 'a) -> Self {
+        Self {
+            name,
+            run: Box::new(run),
+        }
+    }
 }
 
 /// What [`paired_rounds`] measured.
-#[allow(dead_code)]
 pub(crate) struct Paired {
     /// Each contender's median time per call over the rounds, in ns.
     pub(crate) medians: Vec<f64>,
@@ -253,7 +278,6 @@ pub(crate) struct Paired {
 /// criterion's rows one after another by a quarter or more at 16 B, falls on
 /// every contender of the rounds it spans, so the ratio of a round keeps
 /// its value.
-#[allow(dead_code)]
 pub(crate) fn paired_rounds(
     contenders: &mut [Contender<'_>],
     rounds: usize,
@@ -263,11 +287,9 @@ pub(crate) fn paired_rounds(
     let calls: Vec<u64> = contenders
         .iter_mut()
         .map(|c| {
-            let mut n = 64;
+            let mut n = 4;
             loop {
-                let start = ThreadCpuTime::now();
-                (c.run)(n);
-                let took = ThreadCpuTime::now().saturating_sub(start);
+                let took = (c.run)(n);
                 if took >= slice / 8 || n >= 1 << 32 {
                     let per_call = took.as_secs_f64() / n as f64;
                     break ((slice.as_secs_f64() / per_call.max(1e-12)) as u64).max(1);
@@ -279,9 +301,7 @@ pub(crate) fn paired_rounds(
     let mut times = vec![Vec::with_capacity(rounds); contenders.len()];
     for _ in 0..rounds {
         for (i, c) in contenders.iter_mut().enumerate() {
-            let start = ThreadCpuTime::now();
-            (c.run)(calls[i]);
-            let took = ThreadCpuTime::now().saturating_sub(start);
+            let took = (c.run)(calls[i]);
             times[i].push(took.as_nanos() as f64 / calls[i] as f64);
         }
     }
