@@ -383,6 +383,115 @@ fn embedded_websocket_read(
         pos += read.len_from;
     }
 }
+/// Each library's receiver for one workload, with its buffers: every
+/// `time_*` method receives the whole buffer of frames `iters` times, each
+/// after an untimed refill, and returns the time of the receiving alone.
+struct Receivers<'w> {
+    work: &'w Workload,
+    conn: Connection,
+    buf: Vec<u8>,
+    tungstenite: WebSocket<MemoryStream>,
+    runtime: Runtime,
+    input: SharedInput,
+    fast: FastWebSocket<SharedInput>,
+    embedded: WebSocketServer,
+    out: Vec<u8>,
+}
+
+impl<'w> Receivers<'w> {
+    fn new(work: &'w Workload) -> Self {
+        let input = SharedInput::default();
+        input.refill(&work.wire);
+        Self {
+            work,
+            conn: Connection::server(Config::default()),
+            buf: work.wire.clone(),
+            tungstenite: tungstenite_server(&work.wire),
+            runtime: current_thread_runtime(),
+            fast: fastwebsockets_server(&input),
+            input,
+            embedded: embedded_websocket_server(),
+            out: vec![0u8; work.size],
+        }
+    }
+
+    fn time_wsproto<M: Measurement<Value = Duration>>(
+        &mut self,
+        timer: &Timer<M>,
+        iters: u64,
+    ) -> Duration {
+        let (work, conn) = (self.work, &mut self.conn);
+        timer.time_iters(
+            iters,
+            &mut self.buf,
+            |buf| buf.copy_from_slice(&work.wire),
+            |buf| {
+                black_box(receive_all(conn, buf));
+            },
+        )
+    }
+
+    fn time_tungstenite<M: Measurement<Value = Duration>>(
+        &mut self,
+        timer: &Timer<M>,
+        iters: u64,
+    ) -> Duration {
+        let work = self.work;
+        timer.time_iters(
+            iters,
+            &mut self.tungstenite,
+            |ws| {
+                let stream = ws.get_mut();
+                stream.input.copy_from_slice(&work.wire);
+                stream.pos = 0;
+            },
+            |ws| {
+                for _ in 0..work.frames {
+                    black_box(ws.read().expect("tungstenite read"));
+                }
+            },
+        )
+    }
+
+    fn time_fastwebsockets<M: Measurement<Value = Duration>>(
+        &mut self,
+        timer: &Timer<M>,
+        iters: u64,
+    ) -> Duration {
+        let (work, runtime, input) = (self.work, &self.runtime, &self.input);
+        timer.time_iters(
+            iters,
+            &mut self.fast,
+            |_| input.refill(&work.wire),
+            |ws| {
+                fastwebsockets_read(runtime, ws, work.kind, work.frames, |data| {
+                    black_box(data);
+                });
+            },
+        )
+    }
+
+    /// embedded-websocket reads the wire bytes without changing them and
+    /// needs no fresh copy; the setup is empty.
+    fn time_embedded<M: Measurement<Value = Duration>>(
+        &mut self,
+        timer: &Timer<M>,
+        iters: u64,
+    ) -> Duration {
+        let work = self.work;
+        timer.time_iters(
+            iters,
+            &mut (&mut self.embedded, &mut self.out),
+            |_| {},
+            |(ws, out)| {
+                embedded_websocket_read(ws, &work.wire, out, work.kind, |data| {
+                    black_box(data);
+                });
+            },
+        )
+    }
+}
+
 /// wsproto-core and its peers receiving the whole buffer of `work`.
 fn bench_receive_peers<M: Measurement<Value = Duration>>(
     group: &mut BenchmarkGroup<'_, M>,
@@ -390,93 +499,21 @@ fn bench_receive_peers<M: Measurement<Value = Duration>>(
     work: &Workload,
 ) {
     let label = size_label(work.size);
-
-    let mut conn = Connection::server(Config::default());
-    let mut buf = work.wire.clone();
-    group.bench_function(
-        BenchmarkId::new(format!("{}/wsproto-core", work.kind.name()), &label),
-        |b| {
-            b.iter_custom(|iters| {
-                timer.time_iters(
-                    iters,
-                    &mut buf,
-                    |buf| buf.copy_from_slice(&work.wire),
-                    |buf| {
-                        black_box(receive_all(&mut conn, buf));
-                    },
-                )
-            });
-        },
-    );
-
-    let mut ws = tungstenite_server(&work.wire);
-    let frames = work.frames;
-    group.bench_function(
-        BenchmarkId::new(format!("{}/tungstenite", work.kind.name()), &label),
-        |b| {
-            b.iter_custom(|iters| {
-                timer.time_iters(
-                    iters,
-                    &mut ws,
-                    |ws| {
-                        let stream = ws.get_mut();
-                        stream.input.copy_from_slice(&work.wire);
-                        stream.pos = 0;
-                    },
-                    |ws| {
-                        for _ in 0..frames {
-                            black_box(ws.read().expect("tungstenite read"));
-                        }
-                    },
-                )
-            });
-        },
-    );
-
-    let runtime = current_thread_runtime();
-    let input = SharedInput::default();
-    input.refill(&work.wire);
-    let mut ws = fastwebsockets_server(&input);
-    group.bench_function(
-        BenchmarkId::new(format!("{}/fastwebsockets", work.kind.name()), &label),
-        |b| {
-            b.iter_custom(|iters| {
-                timer.time_iters(
-                    iters,
-                    &mut ws,
-                    |_| input.refill(&work.wire),
-                    |ws| {
-                        fastwebsockets_read(&runtime, ws, work.kind, frames, |data| {
-                            black_box(data);
-                        });
-                    },
-                )
-            });
-        },
-    );
-
+    let id = |library: &str| BenchmarkId::new(format!("{}/{library}", work.kind.name()), &label);
+    let mut receivers = Receivers::new(work);
+    group.bench_function(id("wsproto-core"), |b| {
+        b.iter_custom(|iters| receivers.time_wsproto(timer, iters));
+    });
+    group.bench_function(id("tungstenite"), |b| {
+        b.iter_custom(|iters| receivers.time_tungstenite(timer, iters));
+    });
+    group.bench_function(id("fastwebsockets"), |b| {
+        b.iter_custom(|iters| receivers.time_fastwebsockets(timer, iters));
+    });
     if work.size <= EMBEDDED_MAX_SIZE {
-        // embedded-websocket reads the wire bytes without changing them and
-        // needs no fresh copy; the setup is empty.
-        let mut ws = embedded_websocket_server();
-        let mut out = vec![0u8; work.size];
-        group.bench_function(
-            BenchmarkId::new(format!("{}/embedded-websocket", work.kind.name()), &label),
-            |b| {
-                b.iter_custom(|iters| {
-                    timer.time_iters(
-                        iters,
-                        &mut (&mut ws, &mut out),
-                        |_| {},
-                        |(ws, out)| {
-                            embedded_websocket_read(ws, &work.wire, out, work.kind, |data| {
-                                black_box(data);
-                            });
-                        },
-                    )
-                });
-            },
-        );
+        group.bench_function(id("embedded-websocket"), |b| {
+            b.iter_custom(|iters| receivers.time_embedded(timer, iters));
+        });
     }
 }
 
@@ -650,67 +687,21 @@ fn print_paired<M: Measurement<Value = Duration>>(timer: &Timer<M>) {
         for size in SIZES.into_iter().filter(|&size| size <= EMBEDDED_MAX_SIZE) {
             let work = Workload::new(kind, size);
             work.verify();
-            let work = &work;
             let frames = work.frames;
-            let mut conn = Connection::server(Config::default());
-            let mut buf = work.wire.clone();
-            let mut tungstenite = tungstenite_server(&work.wire);
-            let runtime = current_thread_runtime();
-            let input = SharedInput::default();
-            input.refill(&work.wire);
-            let mut fast = fastwebsockets_server(&input);
-            let mut embedded = embedded_websocket_server();
-            let mut out = vec![0u8; work.size];
+            // One library's receiver at a time is borrowed by its contender.
+            let receivers = RefCell::new(Receivers::new(&work));
             let mut contenders = [
                 Contender::timed("wsproto-core", |n| {
-                    timer.time_iters(
-                        n,
-                        &mut buf,
-                        |buf| buf.copy_from_slice(&work.wire),
-                        |buf| {
-                            black_box(receive_all(&mut conn, buf));
-                        },
-                    )
+                    receivers.borrow_mut().time_wsproto(timer, n)
                 }),
                 Contender::timed("tungstenite", |n| {
-                    timer.time_iters(
-                        n,
-                        &mut tungstenite,
-                        |ws| {
-                            let stream = ws.get_mut();
-                            stream.input.copy_from_slice(&work.wire);
-                            stream.pos = 0;
-                        },
-                        |ws| {
-                            for _ in 0..frames {
-                                black_box(ws.read().expect("tungstenite read"));
-                            }
-                        },
-                    )
+                    receivers.borrow_mut().time_tungstenite(timer, n)
                 }),
                 Contender::timed("fastwebsockets", |n| {
-                    timer.time_iters(
-                        n,
-                        &mut fast,
-                        |_| input.refill(&work.wire),
-                        |ws| {
-                            fastwebsockets_read(&runtime, ws, work.kind, frames, |data| {
-                                black_box(data);
-                            });
-                        },
-                    )
+                    receivers.borrow_mut().time_fastwebsockets(timer, n)
                 }),
                 Contender::timed("embedded-websocket", |n| {
-                    timer.time_iters(
-                        n,
-                        &mut (&mut embedded, &mut out),
-                        |_| {},
-                        |(ws, out)| {
-                            embedded_websocket_read(ws, &work.wire, out, work.kind, |data| {
-                                black_box(data);
-                            });
-                        },
-                    )
+                    receivers.borrow_mut().time_embedded(timer, n)
                 }),
             ];
             let paired = paired_rounds(&mut contenders, PAIRED_ROUNDS, PAIRED_SLICE);
