@@ -57,7 +57,7 @@ use wsproto_core::{Config, Connection, Received};
 
 mod common;
 use common::{
-    binary_payload, median_since, paired_rounds, size_label, text_payload, Contender, Kind,
+    binary_payload, median_since, paired_rounds, size_label, text_payload, Contender, Kind, Paired,
     ThreadCpuTime, Timer, WARM_UP,
 };
 
@@ -679,10 +679,7 @@ fn print_paired<M: Measurement<Value = Duration>>(timer: &Timer<M>) {
          median of the rounds' ratios):",
         PAIRED_SLICE.as_millis()
     );
-    println!(
-        "{:<12} {:>16} {:>16}  {:<19} {:>7}",
-        "workload", "wsproto-core", "best peer", "", "ratio"
-    );
+    println!("{}", Paired::header());
     for kind in [Kind::Binary, Kind::Text] {
         for size in SIZES.into_iter().filter(|&size| size <= EMBEDDED_MAX_SIZE) {
             let work = Workload::new(kind, size);
@@ -705,15 +702,8 @@ fn print_paired<M: Measurement<Value = Duration>>(timer: &Timer<M>) {
                 }),
             ];
             let paired = paired_rounds(&mut contenders, PAIRED_ROUNDS, PAIRED_SLICE);
-            let rate = |nanos: f64| format!("{:.1} M frames/s", frames as f64 / nanos * 1e3);
-            println!(
-                "{:<12} {:>16} {:>16}  {:<19} {:>6.2}x",
-                format!("{} {}", kind.name(), size_label(size)),
-                rate(paired.medians[0]),
-                rate(paired.medians[paired.best_peer]),
-                contenders[paired.best_peer].name,
-                paired.ratio
-            );
+            let workload = format!("{} {}", kind.name(), size_label(size));
+            println!("{}", paired.row(&workload, &contenders, frames as f64));
         }
     }
 }

@@ -63,7 +63,7 @@ use wsproto_core::{Config, Connection};
 
 mod common;
 use common::{
-    binary_payload, median_since, paired_rounds, size_label, text_payload, Contender, Kind,
+    binary_payload, median_since, paired_rounds, size_label, text_payload, Contender, Kind, Paired,
     ThreadCpuTime, WARM_UP,
 };
 
@@ -597,14 +597,11 @@ fn print_paired() {
     println!();
     println!(
         "Copying paths at 16 B and 125 B in paired rounds ({PAIRED_ROUNDS} rounds, \
-         {} ms of CPU time per library a round; median time per frame, and the median \
+         {} ms of CPU time per library a round; median frames per second, and the median \
          of the rounds' ratios):",
         PAIRED_SLICE.as_millis()
     );
-    println!(
-        "{:<13} {:>16} {:>16}  {:<25} {:>7}",
-        "workload", "wsproto-core", "best peer", "", "ratio"
-    );
+    println!("{}", Paired::header());
     for kind in [Kind::Binary, Kind::Text] {
         for size in SIZES.into_iter().filter(|&size| size <= 125) {
             let payload = match kind {
@@ -659,15 +656,8 @@ fn print_paired() {
                 }),
             ];
             let paired = paired_rounds(&mut contenders, PAIRED_ROUNDS, PAIRED_SLICE);
-            let rate = |nanos: f64| format!("{:.1} M frames/s", 1e3 / nanos);
-            println!(
-                "{:<13} {:>16} {:>16}  {:<25} {:>6.2}x",
-                format!("{} {}", kind.name(), size_label(size)),
-                rate(paired.medians[0]),
-                rate(paired.medians[paired.best_peer]),
-                contenders[paired.best_peer].name,
-                paired.ratio
-            );
+            let workload = format!("{} {}", kind.name(), size_label(size));
+            println!("{}", paired.row(&workload, &contenders, 1.0));
         }
     }
 }

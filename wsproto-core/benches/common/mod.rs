@@ -272,6 +272,30 @@ pub(crate) struct Paired {
     pub(crate) best_peer: usize,
 }
 
+impl Paired {
+    /// The header of a table of [`row`](Self::row)s.
+    pub(crate) fn header() -> String {
+        format!(
+            "{:<13} {:>16} {:>16}  {:<25} {:>7}",
+            "workload", "wsproto-core", "best peer", "", "ratio"
+        )
+    }
+
+    /// A row of the table: ours and the best peer in frames per second
+    /// (`frames` per call), the peer's name, and the ratio.
+    pub(crate) fn row(&self, workload: &str, contenders: &[Contender<'_>], frames: f64) -> String {
+        let rate = |nanos: f64| format!("{:.1} M frames/s", frames / nanos * 1e3);
+        format!(
+            "{:<13} {:>16} {:>16}  {:<25} {:>6.2}x",
+            workload,
+            rate(self.medians[0]),
+            rate(self.medians[self.best_peer]),
+            contenders[self.best_peer].name,
+            self.ratio
+        )
+    }
+}
+
 /// Time the contenders in turn, each for about `slice` of thread CPU time,
 /// `rounds` times over, and compare the first (ours) with the others round
 /// by round. A slow phase of the machine lasting seconds, which moves
